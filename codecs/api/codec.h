@@ -1,0 +1,188 @@
+#pragma once
+
+// The codec contract: a codec is a pure state machine for one side of one connection. It is given
+// bytes and reports facts to a sink; the proxy decides what to do with them. A codec never touches
+// a socket, a clock or a thread, never throws, never aborts on network bytes, and never keeps a
+// view of its input after a call returns. Nothing in proxy/ knows which protocol it is carrying:
+// everything protocol-specific goes through these interfaces.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/crypto.h"
+
+namespace wirepool::codec {
+
+using ByteView = std::span<const uint8_t>;
+using ParamList = std::vector<std::pair<std::string, std::string>>;
+
+// Transaction state as the wire reports it (PostgreSQL ReadyForQuery, MySQL status flags).
+enum class TxState { kIdle, kInTransaction, kFailed };
+
+// What the codec decided about the bytes at the front of its input.
+enum class Verdict {
+  kNeedMore,  // `bytes` is how many contiguous bytes it needs before it can decide
+  kForward,   // pass the first `bytes` bytes unchanged to the peer
+  kConsume,   // the codec handled the first `bytes` bytes itself; drop them
+  kPause,     // the codec waits for the proxy (e.g. an answer to OnStartup); keep the input
+  kStop,      // the codec reported a terminal event to its sink; feed nothing more
+};
+
+struct Step {
+  Verdict verdict;
+  size_t bytes = 0;
+};
+
+// Errors the proxy itself raises. Each codec maps them to its own wire in exactly one place
+// (SQLSTATE for PostgreSQL, error number for MySQL).
+enum class ProxyError {
+  kProtocolViolation,
+  kAuthFailed,
+  kTooManyClients,
+  kPoolTimeout,
+  kServerUnavailable,
+  kServerLost,
+  kLoginTimeout,
+  kNotSupported,
+  kShuttingDown,
+  kInternal,
+};
+
+std::string_view ProxyErrorName(ProxyError e);
+
+// An error as a server sent it, kept whole so that it reaches the client unchanged.
+struct WireError {
+  std::string code;     // SQLSTATE or error number as text
+  std::string message;  // primary human-readable message
+  std::string raw;      // the message exactly as received, in the codec's own framing
+  bool fatal = false;   // the server will close the connection after it
+};
+
+// What a client said when it connected.
+struct StartupInfo {
+  std::string user;
+  std::string database;
+  ParamList params;  // session parameters the client asked for (application_name, ...)
+};
+
+// A user's secret as the proxy holds it. The SCRAM keys are derived once when the config is
+// loaded, so no login ever repeats PBKDF2.
+struct UserSecret {
+  std::string name;
+  std::string password;
+  crypto::ScramKeys scram;
+};
+
+// Injected randomness keeps codecs deterministic under test.
+using RandomFn = std::function<void(uint8_t* out, size_t len)>;
+
+class ClientCodecSink {
+ public:
+  virtual ~ClientCodecSink() = default;
+  // Bytes the codec wants written to the client, in order.
+  virtual void SendToClient(std::string_view bytes) = 0;
+  // A complete startup arrived; the proxy answers with ClientCodec::BeginAuth.
+  virtual void OnStartup(const StartupInfo& info) = 0;
+  // A cancel request arrived; the connection carries nothing else.
+  virtual void OnCancelRequest(std::string_view cancel_key) = 0;
+  // The client proved it knows the password.
+  virtual void OnAuthenticated() = 0;
+  // The client failed auth; the codec has already queued its error.
+  virtual void OnAuthFailed(std::string_view reason) = 0;
+  // The client said goodbye.
+  virtual void OnTerminate() = 0;
+  // The client broke the protocol; the codec has already queued its error.
+  virtual void OnProtocolError(const absl::Status& status) = 0;
+};
+
+struct ClientCodecOptions {
+  std::string auth_method;           // e.g. "scram-sha-256", "md5", "mysql_native_password"
+  size_t max_startup_bytes = 10000;  // cap on everything the client sends before it is logged in
+  RandomFn random;
+};
+
+class ClientCodec {
+ public:
+  virtual ~ClientCodec() = default;
+  virtual Step OnBytes(ByteView in) = 0;
+  // Answers OnStartup: the user's secret, or nullptr for an unknown user. An unknown user goes
+  // through the same exchange and fails the same way, so users cannot be enumerated.
+  virtual void BeginAuth(const UserSecret* secret) = 0;
+  // Logs the client in with the parameters of the server it will use and returns.
+  virtual void CompleteLogin(const ParamList& server_params) = 0;
+  // The key a cancel request from this client will carry (valid after CompleteLogin).
+  virtual std::string CancelKey() const = 0;
+  // Sends an error of the proxy's own.
+  virtual void SendError(ProxyError error, std::string_view message) = 0;
+  // Sends an error that a server raised (a login failure, for instance), unchanged in substance.
+  virtual void SendServerError(const WireError& error) = 0;
+};
+
+class ServerCodecSink {
+ public:
+  virtual ~ServerCodecSink() = default;
+  virtual void SendToServer(std::string_view bytes) = 0;
+  // Login finished; parameters and the cancel key are available from the codec.
+  virtual void OnLoginComplete() = 0;
+  // The server refused the login (bad database, auth failure, too many connections, ...).
+  virtual void OnLoginFailed(const WireError& error) = 0;
+  // The server finished a request and says what state the session is in.
+  virtual void OnReadyForQuery(TxState state) = 0;
+  virtual void OnParameterStatus(std::string_view name, std::string_view value) = 0;
+  virtual void OnProtocolError(const absl::Status& status) = 0;
+};
+
+// How the proxy logs in to a backend.
+struct ServerLogin {
+  std::string user;
+  std::string password;
+  std::string database;
+  ParamList params;
+  RandomFn random;
+};
+
+class ServerCodec {
+ public:
+  virtual ~ServerCodec() = default;
+  // Starts the login (the TCP connection is up).
+  virtual void Start() = 0;
+  virtual Step OnBytes(ByteView in) = 0;
+  // The server's current session parameters (from login and every ParameterStatus since).
+  virtual const ParamList& Parameters() const = 0;
+  // Opaque key to cancel whatever this connection runs (see Protocol::EncodeCancel).
+  virtual std::string CancelKey() const = 0;
+  // Sends a request that returns the session to the state a fresh login has.
+  virtual void SendReset() = 0;
+  // Sends a request that sets these session parameters.
+  virtual void SendSetParameters(const ParamList& params) = 0;
+  // Which of the client's parameters this server does not have yet; empty when nothing to do.
+  virtual ParamList ParametersToApply(const ParamList& wanted) const = 0;
+};
+
+class Protocol {
+ public:
+  virtual ~Protocol() = default;
+  virtual std::string_view Name() const = 0;
+  // Whether the client-side auth method is one this protocol offers.
+  virtual bool SupportsClientAuth(std::string_view method) const = 0;
+  virtual std::string_view DefaultClientAuth() const = 0;
+  virtual std::unique_ptr<ClientCodec> NewClientCodec(const ClientCodecOptions& options,
+                                                      ClientCodecSink& sink) const = 0;
+  virtual std::unique_ptr<ServerCodec> NewServerCodec(const ServerLogin& login,
+                                                      ServerCodecSink& sink) const = 0;
+  // Bytes that, sent on a fresh connection to the backend, cancel the request running on the
+  // connection with this key. Empty if the protocol cancels some other way.
+  virtual std::string EncodeCancel(std::string_view server_cancel_key) const = 0;
+};
+
+using ProtocolPtr = std::shared_ptr<const Protocol>;
+
+}  // namespace wirepool::codec
