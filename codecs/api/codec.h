@@ -97,6 +97,9 @@ class ClientCodecSink {
   virtual void OnAuthenticated() = 0;
   // The client failed auth; the codec has already queued its error.
   virtual void OnAuthFailed(std::string_view reason) = 0;
+  // The client sent the last message of a request; the server answers each such request with one
+  // OnReadyForQuery (PostgreSQL: Query, Sync, FunctionCall).
+  virtual void OnRequestEnd() = 0;
   // The client said goodbye.
   virtual void OnTerminate() = 0;
   // The client broke the protocol; the codec has already queued its error.
@@ -120,6 +123,9 @@ class ClientCodec {
   virtual void CompleteLogin(const ParamList& server_params) = 0;
   // The key a cancel request from this client will carry (valid after CompleteLogin).
   virtual std::string CancelKey() const = 0;
+  // True when the client has sent part of a request (a message, or messages, not yet ended by the
+  // message that asks for a response): its server is then not safe to reuse.
+  virtual bool MidRequest() const = 0;
   // Sends an error of the proxy's own.
   virtual void SendError(ProxyError error, std::string_view message) = 0;
   // Sends an error that a server raised (a login failure, for instance), unchanged in substance.
@@ -137,6 +143,9 @@ class ServerCodecSink {
   // The server finished a request and says what state the session is in.
   virtual void OnReadyForQuery(TxState state) = 0;
   virtual void OnParameterStatus(std::string_view name, std::string_view value) = 0;
+  // A request the codec sent itself (SendReset, SendSetParameters) is finished; its response was
+  // consumed, never forwarded. `error` is null on success.
+  virtual void OnInternalDone(const WireError* error) = 0;
   virtual void OnProtocolError(const absl::Status& status) = 0;
 };
 

@@ -1,3 +1,4 @@
+#include "core/strings.h"
 #include "codecs/api/registry.h"
 
 #include <algorithm>
@@ -10,16 +11,16 @@ namespace wirepool::codec {
 absl::Status Registry::Register(ProtocolPtr protocol) {
   std::string name(protocol->Name());
   if (protocols_.contains(name)) {
-    return absl::AlreadyExistsError(absl::StrCat("protocol '", name, "' is already registered"));
+    return absl::AlreadyExistsError(Cat("protocol '", name, "' is already registered"));
   }
   protocols_.emplace(std::move(name), std::move(protocol));
   return absl::OkStatus();
 }
 
 absl::StatusOr<ProtocolPtr> Registry::Find(std::string_view name) const {
-  auto it = protocols_.find(name);
+  auto it = protocols_.find(Av(name));
   if (it == protocols_.end()) {
-    return absl::NotFoundError(absl::StrCat("unknown protocol '", name,
+    return absl::NotFoundError(Cat("unknown protocol '", name,
                                             "' (available: ", absl::StrJoin(Names(), ", "), ")"));
   }
   return it->second;

@@ -1,0 +1,404 @@
+#include "core/strings.h"
+#include "codecs/postgres/client_codec.h"
+
+#include <algorithm>
+
+#include "codecs/postgres/wire.h"
+#include "core/crypto.h"
+
+namespace wirepool::codec::postgres {
+namespace {
+
+constexpr uint32_t kAuthOk = 0;
+constexpr uint32_t kAuthMd5 = 5;
+constexpr uint32_t kAuthSasl = 10;
+constexpr uint32_t kAuthSaslContinue = 11;
+constexpr uint32_t kAuthSaslFinal = 12;
+// PostgreSQL itself refuses messages this large from a client outside COPY / bind values.
+constexpr size_t kMaxAuthMessage = 8192;
+
+std::string AuthRequest(uint32_t code, std::string_view extra = {}) {
+  Writer w;
+  return w.Begin('R').U32(code).Bytes(extra).Take();
+}
+
+// Turns `options` ("-c a=b --c=d") into parameters. Returns false on anything else.
+bool ParseOptions(std::string_view options, ParamList& params) {
+  std::vector<std::string_view> words;
+  size_t pos = 0;
+  while (pos < options.size()) {
+    size_t end = options.find(' ', pos);
+    if (end == std::string_view::npos) {
+      end = options.size();
+    }
+    if (end > pos) {
+      words.push_back(options.substr(pos, end - pos));
+    }
+    pos = end + 1;
+  }
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::string_view setting;
+    if (words[i] == "-c" && i + 1 < words.size()) {
+      setting = words[++i];
+    } else if (words[i].starts_with("-c")) {
+      setting = words[i].substr(2);
+    } else if (words[i].starts_with("--")) {
+      setting = words[i].substr(2);
+    } else {
+      return false;
+    }
+    size_t eq = setting.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      return false;
+    }
+    std::string name(setting.substr(0, eq));
+    std::replace(name.begin(), name.end(), '-', '_');
+    params.emplace_back(std::move(name), std::string(setting.substr(eq + 1)));
+  }
+  return true;
+}
+
+}  // namespace
+
+ClientCodec::ClientCodec(const ClientCodecOptions& options, ClientCodecSink& sink)
+    : options_(options), sink_(sink) {}
+
+Step ClientCodec::OnBytes(ByteView in) {
+  switch (state_) {
+    case State::kStartup:
+      return OnStartup(in);
+    case State::kAwaitAuth:
+    case State::kAwaitLogin:
+      return {Verdict::kPause};
+    case State::kScramFirst:
+    case State::kScramFinal:
+    case State::kMd5:
+      return OnAuthMessage(in);
+    case State::kRunning:
+      return OnRunning(in);
+    case State::kDone:
+      return {Verdict::kStop};
+  }
+  return {Verdict::kStop};
+}
+
+Step ClientCodec::OnStartup(ByteView in) {
+  if (in.size() < 4) {
+    return {Verdict::kNeedMore, 4};
+  }
+  uint32_t len = ReadU32(in.data());
+  if (len < 8 || len > options_.max_startup_bytes) {
+    return Violation(Cat("invalid length of startup packet: ", len));
+  }
+  startup_bytes_ += len;
+  if (startup_bytes_ > options_.max_startup_bytes) {
+    return Violation("too many startup packets");
+  }
+  if (in.size() < len) {
+    startup_bytes_ -= len;  // counted again when the packet is whole
+    return {Verdict::kNeedMore, len};
+  }
+  Step step = OnStartupPacket(in.first(len));
+  if (step.verdict == Verdict::kConsume) {
+    step.bytes = len;
+  }
+  return step;
+}
+
+Step ClientCodec::OnStartupPacket(ByteView packet) {
+  Reader r(packet.subspan(4));
+  uint32_t code = *r.U32();
+  if (code == kSslRequestCode || code == kGssEncRequestCode) {
+    if (packet.size() != 8) {
+      return Violation("invalid length of encryption request packet");
+    }
+    // TLS arrives with the TLS issue; until then the client is told to go on in plaintext.
+    sink_.SendToClient("N");
+    return {Verdict::kConsume};
+  }
+  if (code == kCancelRequestCode) {
+    auto key = r.Bytes(8);
+    if (!key || !r.done()) {
+      return Violation("invalid length of cancel request packet");
+    }
+    state_ = State::kDone;
+    sink_.OnCancelRequest(*key);
+    return {Verdict::kStop};
+  }
+  if ((code >> 16) != 3) {
+    state_ = State::kDone;
+    SendError(ProxyError::kNotSupported,
+              Cat("unsupported frontend protocol ", code >> 16, ".", code & 0xffff,
+                           ": server supports 3.0 to 3.0"));
+    sink_.OnProtocolError(absl::InvalidArgumentError("unsupported protocol version"));
+    return {Verdict::kStop};
+  }
+  StartupInfo info;
+  std::vector<std::string> unrecognized;
+  while (true) {
+    auto name = r.CString();
+    if (!name) {
+      return Violation("invalid startup packet layout: expected terminator as last byte");
+    }
+    if (name->empty()) {
+      break;
+    }
+    auto value = r.CString();
+    if (!value) {
+      return Violation("invalid startup packet layout: expected terminator as last byte");
+    }
+    if (*name == "user") {
+      info.user = std::string(*value);
+    } else if (*name == "database") {
+      info.database = std::string(*value);
+    } else if (*name == "replication") {
+      state_ = State::kDone;
+      SendError(ProxyError::kNotSupported, "replication connections are not supported by wirepool");
+      sink_.OnProtocolError(absl::UnimplementedError("replication connection refused"));
+      return {Verdict::kStop};
+    } else if (*name == "options") {
+      if (!ParseOptions(*value, info.params)) {
+        state_ = State::kDone;
+        SendError(ProxyError::kNotSupported,
+                  "only \"-c name=value\" settings are supported in the options parameter");
+        sink_.OnProtocolError(absl::UnimplementedError("unsupported startup options"));
+        return {Verdict::kStop};
+      }
+    } else if (name->starts_with("_pq_.")) {
+      unrecognized.emplace_back(*name);
+    } else {
+      info.params.emplace_back(std::string(*name), std::string(*value));
+    }
+  }
+  if (!r.done()) {
+    return Violation("invalid startup packet layout: expected terminator as last byte");
+  }
+  if (info.user.empty()) {
+    state_ = State::kDone;
+    SendError(ProxyError::kAuthFailed, "no PostgreSQL user name specified in startup packet");
+    sink_.OnProtocolError(absl::InvalidArgumentError("no user name in startup packet"));
+    return {Verdict::kStop};
+  }
+  if (info.database.empty()) {
+    info.database = info.user;
+  }
+  if ((code & 0xffff) != 0 || !unrecognized.empty()) {
+    // We speak 3.0 with no protocol options: say so, as PostgreSQL does, and carry on.
+    Writer w;
+    w.Begin('v').U32(kProtocol30).U32(static_cast<uint32_t>(unrecognized.size()));
+    for (const auto& opt : unrecognized) {
+      w.CString(opt);
+    }
+    sink_.SendToClient(w.Take());
+  }
+  user_ = info.user;
+  state_ = State::kAwaitAuth;
+  sink_.OnStartup(info);
+  return {Verdict::kConsume};
+}
+
+void ClientCodec::BeginAuth(const UserSecret* secret) {
+  if (state_ != State::kAwaitAuth) {
+    return;
+  }
+  secret_ = secret;
+  if (options_.auth_method == "md5") {
+    md5_salt_.resize(4);
+    options_.random(reinterpret_cast<uint8_t*>(md5_salt_.data()), 4);
+    sink_.SendToClient(AuthRequest(kAuthMd5, md5_salt_));
+    state_ = State::kMd5;
+    return;
+  }
+  const crypto::ScramKeys* keys =
+      (secret != nullptr && secret->scram.valid()) ? &secret->scram : nullptr;
+  scram_ = std::make_unique<ScramServer>(keys, options_.random, user_);
+  std::string mechanisms("SCRAM-SHA-256\0\0", 15);
+  sink_.SendToClient(AuthRequest(kAuthSasl, mechanisms));
+  state_ = State::kScramFirst;
+}
+
+Step ClientCodec::OnAuthMessage(ByteView in) {
+  if (in.size() < kHeaderLen) {
+    return {Verdict::kNeedMore, kHeaderLen};
+  }
+  uint32_t len = ReadU32(in.data() + 1);
+  if (in[0] != 'p') {
+    return Violation(Cat("expected password response, got message type ",
+                                  static_cast<int>(in[0])));
+  }
+  if (len < 4 || len > kMaxAuthMessage) {
+    return Violation(Cat("invalid password packet size: ", len));
+  }
+  if (in.size() < len + 1) {
+    return {Verdict::kNeedMore, len + 1};
+  }
+  ByteView body = in.subspan(kHeaderLen, len - 4);
+  Step step;
+  switch (state_) {
+    case State::kScramFirst:
+      step = OnScramFirst(body);
+      break;
+    case State::kScramFinal:
+      step = OnScramFinal(body);
+      break;
+    default:
+      step = OnMd5(body);
+      break;
+  }
+  if (step.verdict == Verdict::kConsume) {
+    step.bytes = len + 1;
+  }
+  return step;
+}
+
+Step ClientCodec::OnScramFirst(ByteView body) {
+  Reader r(body);
+  auto mechanism = r.CString();
+  auto data_len = r.U32();
+  if (!mechanism || !data_len) {
+    return Violation("malformed SASLInitialResponse message");
+  }
+  if (*mechanism != "SCRAM-SHA-256") {
+    return FailAuth("client selected an invalid SASL authentication mechanism");
+  }
+  auto data = r.Bytes(*data_len);
+  if (*data_len == 0xffffffff || !data || !r.done()) {
+    return Violation("malformed SASLInitialResponse message");
+  }
+  auto reply = scram_->OnClientFirst(*data);
+  if (!reply.ok()) {
+    return Violation(Cat("malformed SCRAM message: ", reply.status().message()));
+  }
+  sink_.SendToClient(AuthRequest(kAuthSaslContinue, *reply));
+  state_ = State::kScramFinal;
+  return {Verdict::kConsume};
+}
+
+Step ClientCodec::OnScramFinal(ByteView body) {
+  std::string_view data(reinterpret_cast<const char*>(body.data()), body.size());
+  auto reply = scram_->OnClientFinal(data);
+  if (!reply.ok()) {
+    if (absl::IsPermissionDenied(reply.status()) || secret_ == nullptr) {
+      return FailAuth("SCRAM proof did not verify");
+    }
+    return Violation(Cat("malformed SCRAM message: ", reply.status().message()));
+  }
+  if (secret_ == nullptr) {
+    return FailAuth("unknown user");
+  }
+  sink_.SendToClient(AuthRequest(kAuthSaslFinal, *reply));
+  AuthSucceeded();
+  return {Verdict::kConsume};
+}
+
+Step ClientCodec::OnMd5(ByteView body) {
+  Reader r(body);
+  auto response = r.CString();
+  if (!response || !r.done()) {
+    return Violation("malformed password packet");
+  }
+  if (secret_ == nullptr) {
+    return FailAuth("unknown user");
+  }
+  std::string inner = crypto::Md5Hex(Cat(secret_->password, user_));
+  std::string expected = Cat("md5", crypto::Md5Hex(Cat(inner, md5_salt_)));
+  if (!crypto::ConstantTimeEquals(expected, *response)) {
+    return FailAuth("md5 password did not match");
+  }
+  AuthSucceeded();
+  return {Verdict::kConsume};
+}
+
+void ClientCodec::AuthSucceeded() {
+  sink_.SendToClient(AuthRequest(kAuthOk));
+  state_ = State::kAwaitLogin;
+  sink_.OnAuthenticated();
+}
+
+Step ClientCodec::FailAuth(std::string_view reason) {
+  state_ = State::kDone;
+  // The same words PostgreSQL uses, whether or not the user exists.
+  sink_.SendToClient(ErrorResponse(
+      "FATAL", SqlState(ProxyError::kAuthFailed),
+      Cat("password authentication failed for user \"", user_, "\"")));
+  sink_.OnAuthFailed(reason);
+  return {Verdict::kStop};
+}
+
+void ClientCodec::CompleteLogin(const ParamList& server_params) {
+  if (state_ != State::kAwaitLogin) {
+    return;
+  }
+  std::string out;
+  for (const auto& [name, value] : server_params) {
+    out += ParameterStatus(name, value);
+  }
+  cancel_key_.resize(8);
+  options_.random(reinterpret_cast<uint8_t*>(cancel_key_.data()), 8);
+  cancel_key_[0] &= 0x7f;  // a positive "process id", as clients print it
+  Writer w;
+  out += w.Begin('K').Bytes(cancel_key_).Take();
+  out += ReadyForQuery('I');
+  sink_.SendToClient(out);
+  state_ = State::kRunning;
+}
+
+Step ClientCodec::OnRunning(ByteView in) {
+  if (forward_left_ > 0) {
+    size_t n = std::min(forward_left_, in.size());
+    forward_left_ -= n;
+    return {Verdict::kForward, n};
+  }
+  if (in.size() < kHeaderLen) {
+    return {Verdict::kNeedMore, kHeaderLen};
+  }
+  uint8_t type = in[0];
+  uint32_t len = ReadU32(in.data() + 1);
+  if (len < 4 || len > 0x40000000) {
+    return Violation(Cat("invalid message length ", len));
+  }
+  switch (type) {
+    case 'X':
+      state_ = State::kDone;
+      sink_.OnTerminate();
+      return {Verdict::kStop};
+    case 'Q':
+    case 'S':
+    case 'F':
+      mid_request_ = false;
+      sink_.OnRequestEnd();
+      break;
+    case 'P':
+    case 'B':
+    case 'E':
+    case 'D':
+    case 'C':
+    case 'H':
+    case 'd':
+    case 'c':
+    case 'f':
+      mid_request_ = true;
+      break;
+    default:
+      return Violation(Cat("invalid frontend message type ", static_cast<int>(type)));
+  }
+  size_t total = size_t{len} + 1;
+  size_t n = std::min(total, in.size());
+  forward_left_ = total - n;
+  return {Verdict::kForward, n};
+}
+
+Step ClientCodec::Violation(std::string_view message) {
+  state_ = State::kDone;
+  SendError(ProxyError::kProtocolViolation, message);
+  sink_.OnProtocolError(absl::InvalidArgumentError(Av(message)));
+  return {Verdict::kStop};
+}
+
+void ClientCodec::SendError(ProxyError error, std::string_view message) {
+  sink_.SendToClient(ErrorResponse("FATAL", SqlState(error), message));
+}
+
+void ClientCodec::SendServerError(const WireError& error) { sink_.SendToClient(error.raw); }
+
+}  // namespace wirepool::codec::postgres

@@ -1,0 +1,57 @@
+#pragma once
+
+// The client side of a PostgreSQL connection: the proxy plays the server. One handler per state:
+// startup (SSL/GSS/cancel/startup packets), auth (SCRAM-SHA-256 or md5, verified by the proxy
+// itself), waiting for the proxy to log the client in, and running (framing only, forwarding
+// bytes unchanged).
+
+#include <memory>
+#include <string>
+
+#include "codecs/api/codec.h"
+#include "codecs/postgres/scram.h"
+
+namespace wirepool::codec::postgres {
+
+class ClientCodec final : public codec::ClientCodec {
+ public:
+  ClientCodec(const ClientCodecOptions& options, ClientCodecSink& sink);
+
+  Step OnBytes(ByteView in) override;
+  void BeginAuth(const UserSecret* secret) override;
+  void CompleteLogin(const ParamList& server_params) override;
+  std::string CancelKey() const override { return cancel_key_; }
+  bool MidRequest() const override { return mid_request_ || forward_left_ > 0; }
+  void SendError(ProxyError error, std::string_view message) override;
+  void SendServerError(const WireError& error) override;
+
+ private:
+  enum class State { kStartup, kAwaitAuth, kScramFirst, kScramFinal, kMd5, kAwaitLogin, kRunning,
+                     kDone };
+
+  Step OnStartup(ByteView in);
+  Step OnStartupPacket(ByteView packet);
+  Step OnAuthMessage(ByteView in);
+  Step OnScramFirst(ByteView body);
+  Step OnScramFinal(ByteView body);
+  Step OnMd5(ByteView body);
+  Step OnRunning(ByteView in);
+
+  Step Violation(std::string_view message);
+  Step FailAuth(std::string_view reason);
+  void AuthSucceeded();
+
+  ClientCodecOptions options_;
+  ClientCodecSink& sink_;
+  State state_ = State::kStartup;
+  std::string user_;
+  const UserSecret* secret_ = nullptr;
+  std::unique_ptr<ScramServer> scram_;
+  std::string md5_salt_;
+  std::string cancel_key_;
+  size_t startup_bytes_ = 0;
+  size_t forward_left_ = 0;  // bytes of the current message still to forward
+  bool mid_request_ = false;
+};
+
+}  // namespace wirepool::codec::postgres

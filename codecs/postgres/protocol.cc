@@ -1,0 +1,43 @@
+#include "codecs/postgres/protocol.h"
+
+#include <memory>
+
+#include "codecs/postgres/client_codec.h"
+#include "codecs/postgres/server_codec.h"
+#include "codecs/postgres/wire.h"
+
+namespace wirepool::codec::postgres {
+namespace {
+
+class PostgresProtocol final : public Protocol {
+ public:
+  std::string_view Name() const override { return "postgres"; }
+
+  bool SupportsClientAuth(std::string_view method) const override {
+    return method == "scram-sha-256" || method == "md5";
+  }
+  std::string_view DefaultClientAuth() const override { return "scram-sha-256"; }
+
+  std::unique_ptr<codec::ClientCodec> NewClientCodec(const ClientCodecOptions& options,
+                                                     ClientCodecSink& sink) const override {
+    return std::make_unique<ClientCodec>(options, sink);
+  }
+
+  std::unique_ptr<codec::ServerCodec> NewServerCodec(const ServerLogin& login,
+                                                     ServerCodecSink& sink) const override {
+    return std::make_unique<ServerCodec>(login, sink);
+  }
+
+  std::string EncodeCancel(std::string_view server_cancel_key) const override {
+    Writer w;
+    return w.BeginUntyped().U32(kCancelRequestCode).Bytes(server_cancel_key).Take();
+  }
+};
+
+}  // namespace
+
+absl::Status Register(Registry& registry) {
+  return registry.Register(std::make_shared<PostgresProtocol>());
+}
+
+}  // namespace wirepool::codec::postgres

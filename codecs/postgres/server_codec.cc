@@ -1,0 +1,350 @@
+#include "core/strings.h"
+#include "codecs/postgres/server_codec.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "codecs/postgres/wire.h"
+#include "core/crypto.h"
+
+namespace wirepool::codec::postgres {
+namespace {
+
+// Messages the codec must see whole; anything bigger than this is not a sane reply to login.
+constexpr size_t kMaxLoginMessage = 1 << 20;
+constexpr size_t kMaxInspectedMessage = 1 << 20;
+
+WireError ToWireError(ByteView whole_message) {
+  WireError e;
+  e.raw.assign(reinterpret_cast<const char*>(whole_message.data()), whole_message.size());
+  if (auto f = ParseErrorFields(whole_message.subspan(kHeaderLen))) {
+    e.code = f->code;
+    e.message = f->message;
+    e.fatal = f->severity == "FATAL" || f->severity == "PANIC";
+  }
+  return e;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+ParamList::iterator FindParam(ParamList& list, std::string_view name) {
+  return std::find_if(list.begin(), list.end(),
+                      [&](const auto& p) { return EqualsIgnoreCase(p.first, name); });
+}
+
+ParamList::const_iterator FindParam(const ParamList& list, std::string_view name) {
+  return std::find_if(list.begin(), list.end(),
+                      [&](const auto& p) { return EqualsIgnoreCase(p.first, name); });
+}
+
+}  // namespace
+
+ServerCodec::ServerCodec(const ServerLogin& login, ServerCodecSink& sink)
+    : login_(login), sink_(sink) {}
+
+void ServerCodec::Start() {
+  Writer w;
+  w.BeginUntyped().U32(kProtocol30);
+  w.CString("user").CString(login_.user);
+  w.CString("database").CString(login_.database);
+  for (const auto& [name, value] : login_.params) {
+    w.CString(name).CString(value);
+  }
+  w.U8(0);
+  applied_ = login_.params;
+  state_ = State::kLogin;
+  sink_.SendToServer(w.Take());
+}
+
+Step ServerCodec::OnBytes(ByteView in) {
+  if (state_ == State::kRunning) {
+    return OnRunning(in);
+  }
+  if (state_ != State::kLogin) {
+    return {Verdict::kStop};
+  }
+  if (in.size() < kHeaderLen) {
+    return {Verdict::kNeedMore, kHeaderLen};
+  }
+  uint32_t len = ReadU32(in.data() + 1);
+  if (len < 4 || len > kMaxLoginMessage) {
+    return LoginFailed(Cat("server sent a message of invalid length ", len));
+  }
+  if (in.size() < len + 1) {
+    return {Verdict::kNeedMore, len + 1};
+  }
+  Step step = OnLogin(in.first(len + 1));
+  if (step.verdict == Verdict::kConsume) {
+    step.bytes = len + 1;
+  }
+  return step;
+}
+
+Step ServerCodec::OnLogin(ByteView message) {
+  ByteView body = message.subspan(kHeaderLen);
+  Reader r(body);
+  switch (message[0]) {
+    case 'R':
+      return OnAuthRequest(body);
+    case 'E': {
+      state_ = State::kDone;
+      sink_.OnLoginFailed(ToWireError(message));
+      return {Verdict::kStop};
+    }
+    case 'S': {
+      auto name = r.CString();
+      auto value = r.CString();
+      if (!name || !value) {
+        return LoginFailed("malformed ParameterStatus");
+      }
+      SetParameter(*name, *value);
+      return {Verdict::kConsume};
+    }
+    case 'K': {
+      auto key = r.Bytes(8);
+      if (!key) {
+        return LoginFailed("malformed BackendKeyData");
+      }
+      cancel_key_ = std::string(*key);
+      return {Verdict::kConsume};
+    }
+    case 'Z':
+      state_ = State::kRunning;
+      sink_.OnLoginComplete();
+      return {Verdict::kConsume};
+    case 'N':
+    case 'v':
+      return {Verdict::kConsume};
+    default:
+      return LoginFailed(
+          Cat("unexpected message type ", static_cast<int>(message[0]), " during login"));
+  }
+}
+
+Step ServerCodec::OnAuthRequest(ByteView body) {
+  Reader r(body);
+  auto code = r.U32();
+  if (!code) {
+    return LoginFailed("malformed authentication request");
+  }
+  Writer w;
+  switch (*code) {
+    case 0:  // AuthenticationOk
+      if (scram_ != nullptr) {
+        // The server must have proved itself in SASLFinal before saying Ok.
+        return LoginFailed("server skipped SCRAM server verification");
+      }
+      return {Verdict::kConsume};
+    case 3:  // cleartext
+      sink_.SendToServer(w.Begin('p').CString(login_.password).Take());
+      return {Verdict::kConsume};
+    case 5: {  // md5
+      auto salt = r.Bytes(4);
+      if (!salt) {
+        return LoginFailed("malformed md5 request");
+      }
+      std::string inner = crypto::Md5Hex(Cat(login_.password, login_.user));
+      std::string hashed = Cat("md5", crypto::Md5Hex(Cat(inner, *salt)));
+      sink_.SendToServer(w.Begin('p').CString(hashed).Take());
+      return {Verdict::kConsume};
+    }
+    case 10: {  // SASL
+      bool offered = false;
+      while (auto mech = r.CString()) {
+        if (mech->empty()) {
+          break;
+        }
+        offered = offered || *mech == "SCRAM-SHA-256";
+      }
+      if (!offered) {
+        return LoginFailed("server offers no SASL mechanism wirepool supports");
+      }
+      scram_ = std::make_unique<ScramClient>(login_.password, login_.random);
+      std::string first = scram_->ClientFirst();
+      w.Begin('p').CString("SCRAM-SHA-256").U32(static_cast<uint32_t>(first.size())).Bytes(first);
+      sink_.SendToServer(w.Take());
+      return {Verdict::kConsume};
+    }
+    case 11: {  // SASLContinue
+      if (scram_ == nullptr) {
+        return LoginFailed("unexpected SASLContinue");
+      }
+      auto reply = scram_->OnServerFirst(r.Rest());
+      if (!reply.ok()) {
+        return LoginFailed(Cat("SCRAM: ", reply.status().message()));
+      }
+      sink_.SendToServer(w.Begin('p').Bytes(*reply).Take());
+      return {Verdict::kConsume};
+    }
+    case 12: {  // SASLFinal
+      if (scram_ == nullptr) {
+        return LoginFailed("unexpected SASLFinal");
+      }
+      absl::Status st = scram_->OnServerFinal(r.Rest());
+      if (!st.ok()) {
+        return LoginFailed(Cat("SCRAM: ", st.message()));
+      }
+      scram_.reset();
+      return {Verdict::kConsume};
+    }
+    default:
+      return LoginFailed(Cat("server asks for authentication method ", *code,
+                                      ", which wirepool does not support"));
+  }
+}
+
+Step ServerCodec::LoginFailed(std::string_view message) {
+  state_ = State::kDone;
+  WireError e;
+  e.code = std::string(SqlState(ProxyError::kServerUnavailable));
+  e.message = Cat("wirepool could not log in to the server: ", message);
+  e.raw = ErrorResponse("FATAL", e.code, e.message);
+  e.fatal = true;
+  sink_.OnLoginFailed(e);
+  return {Verdict::kStop};
+}
+
+Step ServerCodec::OnRunning(ByteView in) {
+  if (forward_left_ > 0) {
+    size_t n = std::min(forward_left_, in.size());
+    forward_left_ -= n;
+    return {internal_pending_ > 0 ? Verdict::kConsume : Verdict::kForward, n};
+  }
+  if (in.size() < kHeaderLen) {
+    return {Verdict::kNeedMore, kHeaderLen};
+  }
+  uint8_t type = in[0];
+  uint32_t len = ReadU32(in.data() + 1);
+  if (len < 4) {
+    state_ = State::kDone;
+    sink_.OnProtocolError(absl::DataLossError(Cat("server sent message length ", len)));
+    return {Verdict::kStop};
+  }
+  size_t total = size_t{len} + 1;
+  bool inspect = type == 'Z' || type == 'S' || (type == 'E' && internal_pending_ > 0);
+  if (inspect && total <= kMaxInspectedMessage) {
+    if (in.size() < total) {
+      return {Verdict::kNeedMore, total};
+    }
+    ByteView message = in.first(total);
+    Reader r(message.subspan(kHeaderLen));
+    if (type == 'S') {
+      auto name = r.CString();
+      auto value = r.CString();
+      if (name && value) {
+        if (internal_pending_ == 0) {
+          // A change the client made itself: what was applied is no longer known.
+          auto it = FindParam(applied_, *name);
+          if (it != applied_.end()) {
+            applied_.erase(it);
+          }
+        }
+        SetParameter(*name, *value);
+        if (internal_pending_ == 0) {
+          sink_.OnParameterStatus(*name, *value);
+        }
+      }
+    } else if (type == 'E') {
+      internal_error_ = std::make_unique<WireError>(ToWireError(message));
+    } else if (type == 'Z') {
+      auto status = r.U8();
+      TxState tx = TxState::kIdle;
+      if (status == 'T') {
+        tx = TxState::kInTransaction;
+      } else if (status == 'E') {
+        tx = TxState::kFailed;
+      } else if (status != 'I') {
+        state_ = State::kDone;
+        sink_.OnProtocolError(absl::DataLossError("server sent an invalid ReadyForQuery status"));
+        return {Verdict::kStop};
+      }
+      if (internal_pending_ > 0) {
+        if (--internal_pending_ == 0) {
+          auto error = std::move(internal_error_);
+          sink_.OnInternalDone(error.get());
+        }
+        return {Verdict::kConsume, total};
+      }
+      sink_.OnReadyForQuery(tx);
+      return {Verdict::kForward, total};
+    }
+    return {internal_pending_ > 0 ? Verdict::kConsume : Verdict::kForward, total};
+  }
+  size_t n = std::min(total, in.size());
+  forward_left_ = total - n;
+  return {internal_pending_ > 0 ? Verdict::kConsume : Verdict::kForward, n};
+}
+
+void ServerCodec::SetParameter(std::string_view name, std::string_view value) {
+  auto it = FindParam(params_, name);
+  if (it != params_.end()) {
+    it->second = std::string(value);
+  } else {
+    params_.emplace_back(std::string(name), std::string(value));
+  }
+}
+
+void ServerCodec::SendInternal(std::string_view sql) {
+  ++internal_pending_;
+  sink_.SendToServer(QueryMessage(sql));
+}
+
+void ServerCodec::SendReset() {
+  applied_ = login_.params;
+  SendInternal("DISCARD ALL");
+}
+
+void ServerCodec::SendSetParameters(const ParamList& params) {
+  if (params.empty()) {
+    return;
+  }
+  std::string sql;
+  for (const auto& [name, value] : params) {
+    absl::StrAppend(&sql, "SET ", QuoteIdent(ToLower(name)), " TO ",
+                    QuoteLiteral(value), ";");
+    auto it = FindParam(applied_, name);
+    if (it != applied_.end()) {
+      it->second = value;
+    } else {
+      applied_.emplace_back(name, value);
+    }
+  }
+  SendInternal(sql);
+}
+
+ParamList ServerCodec::ParametersToApply(const ParamList& wanted) const {
+  ParamList out;
+  for (const auto& [name, value] : wanted) {
+    auto applied = FindParam(applied_, name);
+    if (applied != applied_.end() && applied->second == value) {
+      continue;
+    }
+    auto reported = FindParam(params_, name);
+    if (reported != params_.end() && reported->second == value) {
+      continue;
+    }
+    out.emplace_back(name, value);
+  }
+  return out;
+}
+
+}  // namespace wirepool::codec::postgres

@@ -1,0 +1,50 @@
+#pragma once
+
+// The server side of a PostgreSQL connection: the proxy plays the client. Login (SCRAM-SHA-256,
+// md5 or cleartext with the proxy's stored credentials), then framing of the server's messages:
+// ReadyForQuery gives the transaction state; ParameterStatus keeps the parameter cache current;
+// everything is forwarded unchanged except the answers to requests the codec sent itself.
+
+#include <memory>
+#include <string>
+
+#include "codecs/api/codec.h"
+#include "codecs/postgres/scram.h"
+
+namespace wirepool::codec::postgres {
+
+class ServerCodec final : public codec::ServerCodec {
+ public:
+  ServerCodec(const ServerLogin& login, ServerCodecSink& sink);
+
+  void Start() override;
+  Step OnBytes(ByteView in) override;
+  const ParamList& Parameters() const override { return params_; }
+  std::string CancelKey() const override { return cancel_key_; }
+  void SendReset() override;
+  void SendSetParameters(const ParamList& params) override;
+  ParamList ParametersToApply(const ParamList& wanted) const override;
+
+ private:
+  enum class State { kIdle, kLogin, kRunning, kDone };
+
+  Step OnLogin(ByteView message);
+  Step OnAuthRequest(ByteView body);
+  Step OnRunning(ByteView in);
+  Step LoginFailed(std::string_view message);
+  void SetParameter(std::string_view name, std::string_view value);
+  void SendInternal(std::string_view sql);
+
+  ServerLogin login_;
+  ServerCodecSink& sink_;
+  State state_ = State::kIdle;
+  std::unique_ptr<ScramClient> scram_;
+  ParamList params_;   // as the server reported them
+  ParamList applied_;  // set by the startup packet or by SendSetParameters since the last reset
+  std::string cancel_key_;
+  size_t forward_left_ = 0;
+  int internal_pending_ = 0;  // ReadyForQuery still owed to requests the codec sent itself
+  std::unique_ptr<WireError> internal_error_;
+};
+
+}  // namespace wirepool::codec::postgres

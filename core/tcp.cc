@@ -1,0 +1,396 @@
+#include "core/strings.h"
+#include "core/tcp.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace wirepool::core {
+namespace {
+
+absl::Status UvError(std::string_view what, int code) {
+  return absl::UnavailableError(Cat(what, ": ", uv_strerror(code)));
+}
+
+constexpr int kKeepaliveDelaySeconds = 60;
+constexpr size_t kMaxIov = 64;
+
+}  // namespace
+
+absl::StatusOr<sockaddr_storage> ResolveAddress(const std::string& host, uint16_t port) {
+  sockaddr_storage addr{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (uv_ip4_addr(host.c_str(), port, v4) == 0) {
+    return addr;
+  }
+  if (uv_ip6_addr(host.c_str(), port, v6) == 0) {
+    return addr;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    return absl::NotFoundError(Cat("cannot resolve '", host, "': ", gai_strerror(rc)));
+  }
+  std::memcpy(&addr, result->ai_addr, result->ai_addrlen);
+  freeaddrinfo(result);
+  if (addr.ss_family == AF_INET) {
+    v4->sin_port = htons(port);
+  } else {
+    v6->sin6_port = htons(port);
+  }
+  return addr;
+}
+
+std::string FormatAddress(const sockaddr_storage& addr) {
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&addr);
+    uv_ip4_name(v4, host, sizeof(host));
+    return Cat(host, ":", ntohs(v4->sin_port));
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    uv_ip6_name(v6, host, sizeof(host));
+    return Cat("[", host, "]:", ntohs(v6->sin6_port));
+  }
+  return "unknown";
+}
+
+struct TcpStream::Cell {
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  TcpStream* owner = nullptr;
+  size_t in_flight_bytes = 0;
+  int in_flight_writes = 0;
+  bool close_when_drained = false;
+  bool closing = false;
+
+  void CloseHandle() {
+    if (closing) {
+      return;
+    }
+    closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
+             [](uv_handle_t* h) { delete static_cast<Cell*>(h->data); });
+  }
+};
+
+struct TcpStream::WriteReq {
+  uv_write_t req;
+  Cell* cell;
+  std::vector<Slice> slices;
+  size_t bytes = 0;
+};
+
+TcpStream::TcpStream(uv_loop_t* loop, TcpStreamHandler& handler)
+    : handler_(handler), cell_(new Cell) {
+  uv_tcp_init(loop, &cell_->tcp);
+  cell_->tcp.data = cell_;
+  cell_->owner = this;
+}
+
+TcpStream::~TcpStream() { Close(); }
+
+absl::Status TcpStream::AcceptFrom(uv_stream_t* server) {
+  int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&cell_->tcp));
+  if (rc != 0) {
+    return UvError("accept", rc);
+  }
+  uv_tcp_nodelay(&cell_->tcp, 1);
+  uv_tcp_keepalive(&cell_->tcp, 1, kKeepaliveDelaySeconds);
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (uv_tcp_getpeername(&cell_->tcp, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    peer_ = FormatAddress(addr);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TcpStream::Connect(const sockaddr_storage& addr) {
+  peer_ = FormatAddress(addr);
+  cell_->connect.data = cell_;
+  int rc = uv_tcp_connect(&cell_->connect, &cell_->tcp, reinterpret_cast<const sockaddr*>(&addr),
+                          [](uv_connect_t* req, int status) {
+                            auto* cell = static_cast<Cell*>(req->data);
+                            if (cell->owner != nullptr) {
+                              cell->owner->HandleConnect(status);
+                            }
+                          });
+  if (rc != 0) {
+    return UvError("connect", rc);
+  }
+  return absl::OkStatus();
+}
+
+void TcpStream::HandleConnect(int status) {
+  if (status != 0) {
+    FailAndClose(UvError(Cat("connect to ", peer_), status));
+    return;
+  }
+  uv_tcp_nodelay(&cell_->tcp, 1);
+  uv_tcp_keepalive(&cell_->tcp, 1, kKeepaliveDelaySeconds);
+  handler_.OnConnected(*this, absl::OkStatus());
+}
+
+void TcpStream::StartReading() {
+  if (reading_ || cell_ == nullptr) {
+    return;
+  }
+  reading_ = true;
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&cell_->tcp),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* cell = static_cast<Cell*>(h->data);
+        if (cell->owner == nullptr) {
+          *buf = uv_buf_init(nullptr, 0);
+          return;
+        }
+        auto tail = cell->owner->input_.WritableTail();
+        *buf = uv_buf_init(reinterpret_cast<char*>(tail.data()), tail.size());
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+        auto* cell = static_cast<Cell*>(s->data);
+        if (cell->owner != nullptr) {
+          cell->owner->HandleRead(nread);
+        }
+      });
+}
+
+void TcpStream::StopReading() {
+  if (!reading_ || cell_ == nullptr) {
+    return;
+  }
+  reading_ = false;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&cell_->tcp));
+}
+
+void TcpStream::HandleRead(ssize_t nread) {
+  if (nread > 0) {
+    input_.Commit(static_cast<size_t>(nread));
+    handler_.OnReadable(*this);  // may destroy this stream: nothing after this line
+    return;
+  }
+  if (nread == 0) {
+    return;
+  }
+  if (nread == UV_EOF) {
+    FailAndClose(absl::CancelledError("peer closed the connection"));
+  } else {
+    FailAndClose(UvError("read", static_cast<int>(nread)));
+  }
+}
+
+void TcpStream::Write(Slice slice) {
+  if (cell_ == nullptr || slice.size() == 0) {
+    return;
+  }
+  pending_bytes_ += slice.size();
+  if (!pending_.empty() && pending_.back().TryExtend(slice.block(), slice.data(), slice.size())) {
+    return;
+  }
+  pending_.push_back(std::move(slice));
+}
+
+void TcpStream::Flush() {
+  if (cell_ == nullptr || pending_.empty()) {
+    return;
+  }
+  size_t start = 0;
+  if (cell_->in_flight_writes == 0) {
+    // Fast path: most writes go straight into the socket buffer with no request to allocate.
+    uv_buf_t bufs[kMaxIov];
+    size_t n = std::min(pending_.size(), kMaxIov);
+    for (size_t i = 0; i < n; ++i) {
+      bufs[i] = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(pending_[i].data())),
+                            pending_[i].size());
+    }
+    int written =
+        uv_try_write(reinterpret_cast<uv_stream_t*>(&cell_->tcp), bufs, static_cast<unsigned>(n));
+    if (written > 0) {
+      size_t left = static_cast<size_t>(written);
+      pending_bytes_ -= left;
+      while (start < pending_.size() && left >= pending_[start].size()) {
+        left -= pending_[start].size();
+        ++start;
+      }
+      if (left > 0) {
+        Slice& s = pending_[start];
+        s = Slice(s.block(), s.data() + left, s.size() - left);
+      }
+    }
+    if (start == pending_.size()) {
+      pending_.clear();
+      return;
+    }
+  }
+  auto* req = new WriteReq;
+  req->cell = cell_;
+  req->req.data = req;
+  std::vector<uv_buf_t> bufs;
+  bufs.reserve(pending_.size() - start);
+  for (size_t i = start; i < pending_.size(); ++i) {
+    bufs.push_back(uv_buf_init(
+        const_cast<char*>(reinterpret_cast<const char*>(pending_[i].data())), pending_[i].size()));
+    req->bytes += pending_[i].size();
+    req->slices.push_back(std::move(pending_[i]));
+  }
+  pending_.clear();
+  pending_bytes_ = 0;
+  cell_->in_flight_bytes += req->bytes;
+  ++cell_->in_flight_writes;
+  int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&cell_->tcp), bufs.data(),
+                    static_cast<unsigned>(bufs.size()), [](uv_write_t* w, int status) {
+                      auto* r = static_cast<WriteReq*>(w->data);
+                      Cell* cell = r->cell;
+                      size_t bytes = r->bytes;
+                      delete r;
+                      cell->in_flight_bytes -= bytes;
+                      --cell->in_flight_writes;
+                      if (cell->owner != nullptr) {
+                        cell->owner->HandleWriteDone(bytes, status);
+                      } else if (cell->close_when_drained && cell->in_flight_writes == 0) {
+                        cell->CloseHandle();
+                      }
+                    });
+  if (rc != 0) {
+    cell_->in_flight_bytes -= req->bytes;
+    --cell_->in_flight_writes;
+    delete req;
+    // Reported from the read side or the next write; a synchronous callback here would re-enter
+    // the caller in the middle of its work.
+    return;
+  }
+  if (over_high_water()) {
+    was_over_high_water_ = true;
+  }
+}
+
+void TcpStream::HandleWriteDone(size_t, int status) {
+  if (status != 0) {
+    if (status != UV_ECANCELED) {
+      FailAndClose(UvError("write", status));
+    }
+    return;
+  }
+  if (was_over_high_water_ && queued_bytes() < kLowWater) {
+    was_over_high_water_ = false;
+    handler_.OnWritesDrained(*this);
+  }
+}
+
+size_t TcpStream::queued_bytes() const {
+  return pending_bytes_ + (cell_ != nullptr ? cell_->in_flight_bytes : 0);
+}
+
+void TcpStream::FailAndClose(const absl::Status& why) {
+  if (cell_ == nullptr) {
+    return;
+  }
+  DetachCell(false);
+  handler_.OnStreamClosed(*this, why);  // may destroy this stream
+}
+
+void TcpStream::DetachCell(bool linger) {
+  Cell* cell = cell_;
+  cell_ = nullptr;
+  reading_ = false;
+  pending_.clear();
+  pending_bytes_ = 0;
+  cell->owner = nullptr;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&cell->tcp));
+  if (linger && cell->in_flight_writes > 0) {
+    cell->close_when_drained = true;
+    return;
+  }
+  cell->CloseHandle();
+}
+
+void TcpStream::Close() {
+  if (cell_ != nullptr) {
+    DetachCell(false);
+  }
+}
+
+void TcpStream::CloseAfterFlush() {
+  if (cell_ == nullptr) {
+    return;
+  }
+  Flush();
+  DetachCell(true);
+}
+
+struct TcpListener::Cell {
+  uv_tcp_t tcp;
+  TcpListener* owner = nullptr;
+  AcceptFn on_accept;
+};
+
+TcpListener::TcpListener(uv_loop_t* loop, AcceptFn on_accept) : cell_(new Cell) {
+  uv_tcp_init(loop, &cell_->tcp);
+  cell_->tcp.data = cell_;
+  cell_->owner = this;
+  cell_->on_accept = std::move(on_accept);
+}
+
+TcpListener::~TcpListener() { Close(); }
+
+absl::Status TcpListener::Listen(const sockaddr_storage& addr, int backlog) {
+  int rc = uv_tcp_bind(&cell_->tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&cell_->tcp), backlog,
+                   [](uv_stream_t* server, int status) {
+                     auto* cell = static_cast<Cell*>(server->data);
+                     if (status == 0 && cell->owner != nullptr) {
+                       cell->on_accept(server);
+                     }
+                   });
+  }
+  if (rc != 0) {
+    return UvError(Cat("listen on ", FormatAddress(addr)), rc);
+  }
+  return absl::OkStatus();
+}
+
+std::string TcpListener::BoundAddress() const {
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (cell_ == nullptr ||
+      uv_tcp_getsockname(&cell_->tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return "unbound";
+  }
+  return FormatAddress(addr);
+}
+
+uint16_t TcpListener::BoundPort() const {
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (cell_ == nullptr ||
+      uv_tcp_getsockname(&cell_->tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return 0;
+  }
+  if (addr.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  }
+  return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+}
+
+void TcpListener::Close() {
+  if (cell_ == nullptr) {
+    return;
+  }
+  cell_->owner = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&cell_->tcp),
+           [](uv_handle_t* h) { delete static_cast<Cell*>(h->data); });
+  cell_ = nullptr;
+}
+
+}  // namespace wirepool::core

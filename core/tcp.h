@@ -1,0 +1,121 @@
+#pragma once
+
+// TCP listener and stream over libuv. A stream's uv handle and its in-flight writes live in a heap
+// cell that outlives the TcpStream object until libuv's close callback, so the owner may be
+// destroyed at any moment without a dangling callback. Bytes are written by reference (Slice) and
+// gathered into one writev per flush.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/buffer.h"
+#include "uv.h"
+
+namespace wirepool::core {
+
+// Resolves "host" (literal address or name, looked up once, synchronously) and a port.
+absl::StatusOr<sockaddr_storage> ResolveAddress(const std::string& host, uint16_t port);
+std::string FormatAddress(const sockaddr_storage& addr);
+
+class TcpStream;
+
+class TcpStreamHandler {
+ public:
+  virtual ~TcpStreamHandler() = default;
+  virtual void OnConnected(TcpStream& stream, const absl::Status& status) {}
+  // New bytes are in stream.input().
+  virtual void OnReadable(TcpStream& stream) = 0;
+  // The write queue fell below the low-water mark after having been above the high one.
+  virtual void OnWritesDrained(TcpStream& stream) {}
+  // The peer closed or the socket failed. Called at most once; the stream is closed already.
+  virtual void OnStreamClosed(TcpStream& stream, const absl::Status& why) = 0;
+};
+
+class TcpStream {
+ public:
+  static constexpr size_t kHighWater = 1 << 20;  // stop reading the other side above this
+  static constexpr size_t kLowWater = 256 << 10;
+
+  TcpStream(uv_loop_t* loop, TcpStreamHandler& handler);
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+  ~TcpStream();
+
+  // Takes the pending connection of `server`.
+  absl::Status AcceptFrom(uv_stream_t* server);
+  // Starts an outgoing connection; the handler hears OnConnected.
+  absl::Status Connect(const sockaddr_storage& addr);
+
+  void StartReading();
+  void StopReading();
+  bool reading() const { return reading_; }
+
+  InputBuffer& input() { return input_; }
+
+  // Queues bytes; nothing goes out until Flush().
+  void Write(Slice slice);
+  void Write(std::string_view bytes) { Write(Slice::Copy(bytes)); }
+  void Flush();
+  // Bytes queued or in flight.
+  size_t queued_bytes() const;
+  bool over_high_water() const { return queued_bytes() > kHighWater; }
+
+  // Closes now; pending writes are dropped and no handler method is called again.
+  void Close();
+  // Sends what is queued, then closes; no handler method is called again.
+  void CloseAfterFlush();
+  bool open() const { return cell_ != nullptr; }
+
+  const std::string& peer() const { return peer_; }
+
+ private:
+  struct Cell;
+  struct WriteReq;
+  friend struct Cell;
+
+  void HandleRead(ssize_t nread);
+  void HandleWriteDone(size_t bytes, int status);
+  void HandleConnect(int status);
+  void FailAndClose(const absl::Status& why);
+  void DetachCell(bool linger);
+
+  TcpStreamHandler& handler_;
+  Cell* cell_;
+  InputBuffer input_;
+  std::vector<Slice> pending_;
+  size_t pending_bytes_ = 0;
+  bool reading_ = false;
+  bool was_over_high_water_ = false;
+  std::string peer_;
+};
+
+class TcpListener {
+ public:
+  // Called for each pending connection; accept it with TcpStream::AcceptFrom.
+  using AcceptFn = std::function<void(uv_stream_t* server)>;
+
+  TcpListener(uv_loop_t* loop, AcceptFn on_accept);
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+  ~TcpListener();
+
+  absl::Status Listen(const sockaddr_storage& addr, int backlog = 1024);
+  // The address actually bound (with the kernel's port when 0 was asked for).
+  std::string BoundAddress() const;
+  uint16_t BoundPort() const;
+  void Close();
+
+ private:
+  struct Cell;
+  Cell* cell_;
+};
+
+}  // namespace wirepool::core

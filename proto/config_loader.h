@@ -1,0 +1,81 @@
+#pragma once
+
+// Loads wirepool's YAML config file: the YAML is read into the proto schema of proto/config.proto
+// (generically, by reflection, so the schema is the one list of keys), then checked and resolved
+// into Settings. Every problem found is reported, not just the first, each as
+// `<yaml path> (line N): <message>`, e.g. `proxies[0].pool_mode: required`. Secrets (passwords,
+// the contents of password files and variables) never appear in an error message.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/crypto.h"
+
+namespace wirepool::config {
+
+struct Endpoint {
+  std::string host;  // without the brackets of an IPv6 literal
+  uint16_t port = 0;
+};
+
+struct UserSettings {
+  std::string name;
+  // Resolved from password / password_env / password_file (a file's trailing newline stripped).
+  std::string password;
+  std::string backend_user;      // defaults to name
+  std::string backend_password;  // defaults to password
+  // Derived once at load from password with a fresh random 16-byte salt and 4096 iterations.
+  crypto::ScramKeys scram;
+};
+
+struct ProxySettings {
+  std::string name;
+  std::string protocol;
+  Endpoint listen;                 // port 0 picks a free one
+  std::string pool_mode;           // "session"
+  std::vector<Endpoint> backends;  // at least one; the first one is used
+  uint32_t max_backend_connections = 20;
+  uint32_t max_client_connections = 10000;
+  absl::Duration connection_borrow_timeout = absl::Seconds(5);
+  absl::Duration server_connect_timeout = absl::Seconds(5);
+  absl::Duration server_idle_timeout = absl::Minutes(10);  // 0 = never
+  absl::Duration server_lifetime = absl::Hours(1);         // 0 = never
+  absl::Duration client_login_timeout = absl::Seconds(15);
+  // As checked by LoadOptions::check_protocol: the protocol's default when the YAML leaves it out.
+  std::string client_auth;
+};
+
+struct Settings {
+  uint32_t workers = 1;
+  absl::Duration shutdown_timeout = absl::Seconds(30);
+  std::string log_level = "info";  // trace, debug, info, warn, error
+  std::vector<UserSettings> users;
+  std::vector<ProxySettings> proxies;
+};
+
+struct LoadOptions {
+  // Validates a protocol name and a client_auth method for it; returns the effective client_auth
+  // (the protocol's default when `client_auth` is empty) or an error whose message is shown to
+  // the user. The loader calls it with an empty client_auth first to check the protocol alone.
+  // Provided by the proxy (codec registry). When null, any protocol is accepted and client_auth
+  // is left as given.
+  std::function<absl::StatusOr<std::string>(std::string_view protocol,
+                                            std::string_view client_auth)>
+      check_protocol;
+};
+
+// Reads and loads a config file. A relative password_file / backend_password_file is taken
+// relative to the directory of `path`. Errors: InvalidArgument listing every problem, one per line;
+// NotFound / PermissionDenied / Unavailable when the file itself cannot be read.
+absl::StatusOr<Settings> LoadFile(const std::string& path, const LoadOptions& options);
+
+// Loads a config from YAML text. A relative password_file is taken relative to the current
+// directory. Errors: InvalidArgument listing every problem, one per line.
+absl::StatusOr<Settings> LoadString(std::string_view yaml, const LoadOptions& options);
+
+}  // namespace wirepool::config

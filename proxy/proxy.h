@@ -1,0 +1,116 @@
+#pragma once
+
+// One configured proxy: its listener, its users, its pools (one per user × database for
+// PostgreSQL — the key is whatever the protocol cannot change on a live connection), its limits,
+// and the routing between waiting clients and server connections.
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "codecs/api/codec.h"
+#include "core/loop.h"
+#include "core/tcp.h"
+#include "core/timer.h"
+#include "proto/config_loader.h"
+#include "proxy/users.h"
+
+namespace wirepool::proxy {
+
+class ClientSession;
+class ServerConn;
+
+struct Pool {
+  std::string name;  // "proxy/user/database", for logs and errors
+  std::string user;
+  std::string database;
+  std::vector<ServerConn*> idle;         // most recently used last
+  std::deque<ClientSession*> waiters;    // FIFO
+  int connecting = 0;                    // servers being set up for waiters
+  int total = 0;                         // every open server of this pool
+};
+
+struct ProxyStats {
+  uint64_t clients_accepted = 0;
+  uint64_t servers_opened = 0;
+  uint64_t servers_reused = 0;
+  absl::flat_hash_map<std::string, uint64_t> errors;  // by ProxyErrorName or reason
+};
+
+class ProxyInstance {
+ public:
+  ProxyInstance(core::EventLoop& loop, config::ProxySettings settings,
+                codec::ProtocolPtr protocol, UserTablePtr users);
+  ~ProxyInstance();
+
+  absl::Status Start();
+  // Applies what can change on a live proxy; returns the names of settings that need a restart.
+  std::vector<std::string> Reload(const config::ProxySettings& settings, UserTablePtr users);
+  // Stops accepting; clients between transactions are closed as they become idle.
+  void BeginDrain();
+  bool drained() const { return clients_.empty(); }
+  void CloseAll(std::string_view reason);
+
+  // For sessions and servers.
+  uv_loop_t* uv_loop() { return loop_.get(); }
+  core::EventLoop& loop() { return loop_; }
+  const codec::Protocol& protocol() const { return *protocol_; }
+  const config::ProxySettings& settings() const { return settings_; }
+  const UserTablePtr& users() const { return users_; }
+  const sockaddr_storage& backend_address() const { return backend_address_; }
+  uint64_t now_ms() const { return uv_now(const_cast<core::EventLoop&>(loop_).get()); }
+  void Random(uint8_t* out, size_t len);
+  ProxyStats& stats() { return stats_; }
+  void CountError(std::string_view what) { ++stats_.errors[std::string(what)]; }
+
+  Pool& PoolFor(const std::string& user, const std::string& database);
+  void Borrow(ClientSession& client, Pool& pool);
+  void CancelWait(ClientSession& client, Pool& pool);
+  // A server logged in, or was reset: pool it or hand it to a waiter.
+  void OnServerLoggedIn(ServerConn& server);
+  void OnServerIdle(ServerConn& server);
+  void OnServerLoginFailed(ServerConn& server, const codec::WireError& error);
+  void OnServerConnectFailed(ServerConn& server, std::string_view why);
+  // A server is gone (its Close ran); forget it.
+  void OnServerClosed(ServerConn& server);
+  void OnClientClosed(ClientSession& client);
+
+  void RegisterCancelKey(const std::string& key, ClientSession& client);
+  void UnregisterCancelKey(const std::string& key);
+  void ForwardCancel(std::string_view key);
+
+ private:
+  void Accept(uv_stream_t* server);
+  void ServeWaiters(Pool& pool);
+  void ServeAllWaiters();
+  bool CloseIdleElsewhere(const Pool& except);
+  void RemoveIdle(ServerConn& server);
+  void Janitor();
+  void DrainStep();
+
+  core::EventLoop& loop_;
+  config::ProxySettings settings_;
+  codec::ProtocolPtr protocol_;
+  UserTablePtr users_;
+  sockaddr_storage backend_address_{};
+  std::unique_ptr<core::TcpListener> listener_;
+  core::Timer janitor_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
+  absl::flat_hash_map<ClientSession*, std::unique_ptr<ClientSession>> clients_;
+  absl::flat_hash_map<ServerConn*, std::unique_ptr<ServerConn>> servers_;
+  absl::flat_hash_map<std::string, ClientSession*> cancel_keys_;
+  uint64_t next_client_id_ = 1;
+  uint64_t next_server_id_ = 1;
+  int total_servers_ = 0;
+  bool draining_ = false;
+  ProxyStats stats_;
+};
+
+}  // namespace wirepool::proxy

@@ -1,0 +1,87 @@
+#pragma once
+
+// One connection from the proxy to a backend. Its state is where it sits: connecting, logging in,
+// idle in its pool, attached to a client, or running a request of the proxy's own (reset, or
+// applying a client's parameters). Every close carries a reason.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "codecs/api/codec.h"
+#include "core/tcp.h"
+#include "core/timer.h"
+
+namespace wirepool::proxy {
+
+class ClientSession;
+class ProxyInstance;
+struct Pool;
+
+class ServerConn final : public core::TcpStreamHandler, public codec::ServerCodecSink {
+ public:
+  enum class State { kConnecting, kLogin, kIdle, kActive, kApplying, kResetting, kClosed };
+
+  ServerConn(ProxyInstance& proxy, Pool& pool, uint64_t id);
+  ~ServerConn() override;
+
+  void Connect();
+  // Hands the connection to a client. Applies the client's parameters first if they differ,
+  // then tells the client it is ready (ClientSession::OnServerReady).
+  void Attach(ClientSession& client);
+  // The client is done with it: reset and pool it if it is clean, close it otherwise.
+  void Detach();
+  void Close(std::string_view reason);
+
+  // Bytes from the attached client.
+  void Forward(core::Slice bytes) { stream_.Write(std::move(bytes)); }
+  void Flush() { stream_.Flush(); }
+  bool over_high_water() const { return stream_.over_high_water(); }
+  void ResumeReading();
+  void OnClientRequest() { ++outstanding_; }
+
+  State state() const { return state_; }
+  Pool& pool() { return pool_; }
+  uint64_t id() const { return id_; }
+  std::string name() const { return "s" + std::to_string(id_); }
+  const codec::ServerCodec& codec() const { return *codec_; }
+  uint64_t created_ms() const { return created_ms_; }
+  uint64_t idle_since_ms() const { return idle_since_ms_; }
+  void MarkIdle(uint64_t now_ms);
+  // Idle with no request in flight and outside a transaction.
+  bool clean() const { return outstanding_ == 0 && tx_ == codec::TxState::kIdle; }
+
+  // core::TcpStreamHandler
+  void OnConnected(core::TcpStream& stream, const absl::Status& status) override;
+  void OnReadable(core::TcpStream& stream) override;
+  void OnWritesDrained(core::TcpStream& stream) override;
+  void OnStreamClosed(core::TcpStream& stream, const absl::Status& why) override;
+
+  // codec::ServerCodecSink
+  void SendToServer(std::string_view bytes) override { stream_.Write(bytes); }
+  void OnLoginComplete() override;
+  void OnLoginFailed(const codec::WireError& error) override;
+  void OnReadyForQuery(codec::TxState state) override;
+  void OnParameterStatus(std::string_view name, std::string_view value) override {}
+  void OnInternalDone(const codec::WireError* error) override;
+  void OnProtocolError(const absl::Status& status) override;
+
+ private:
+  void Drive();
+
+  ProxyInstance& proxy_;
+  Pool& pool_;
+  uint64_t id_;
+  State state_ = State::kConnecting;
+  core::TcpStream stream_;
+  std::unique_ptr<codec::ServerCodec> codec_;
+  core::Timer connect_timer_;
+  ClientSession* client_ = nullptr;
+  codec::TxState tx_ = codec::TxState::kIdle;
+  int64_t outstanding_ = 0;
+  uint64_t created_ms_ = 0;
+  uint64_t idle_since_ms_ = 0;
+  bool driving_ = false;
+};
+
+}  // namespace wirepool::proxy

@@ -1,0 +1,23 @@
+#include "core/strings.h"
+#include "proxy/users.h"
+
+namespace wirepool::proxy {
+
+UserTable::UserTable(const std::vector<config::UserSettings>& users) {
+  for (const auto& u : users) {
+    User user;
+    user.secret.name = u.name;
+    user.secret.password = u.password;
+    user.secret.scram = u.scram;
+    user.backend_user = u.backend_user.empty() ? u.name : u.backend_user;
+    user.backend_password = u.backend_password.empty() ? u.password : u.backend_password;
+    users_.emplace(u.name, std::move(user));
+  }
+}
+
+const User* UserTable::Find(std::string_view name) const {
+  auto it = users_.find(Av(name));
+  return it == users_.end() ? nullptr : &it->second;
+}
+
+}  // namespace wirepool::proxy
