@@ -12,9 +12,18 @@ namespace {
 constexpr size_t kMaxFreeBlocks = 1024;
 
 // Blocks of the default size only; larger ones go straight back to the allocator.
+struct FreeBlocks {
+  std::vector<Block*> blocks;
+  ~FreeBlocks() {
+    for (Block* b : blocks) {
+      ::operator delete(static_cast<void*>(b));
+    }
+  }
+};
+
 std::vector<Block*>& FreeList() {
-  thread_local std::vector<Block*> list;
-  return list;
+  thread_local FreeBlocks list;
+  return list.blocks;
 }
 
 }  // namespace
