@@ -1,0 +1,185 @@
+# Runs under /usr/bin/python3 (Debian's psycopg2 and pytest).
+"""Fixtures for the wirepool integration tests.
+
+The environment contract (set by tools/test from the sandbox env file):
+WP_PG_BIN, WP_PG_HOST, WP_PG_PORT, WP_PG_DB, WP_PG_SCRAM_USER/_PASSWORD,
+WP_PG_MD5_USER/_PASSWORD, WP_PG_ADMIN_USER/_PASSWORD, and optionally
+WIREPOOL_BIN (default <repo>/build/bin/wirepool). Without WP_PG_PORT every
+test fails with a message saying how to run them; nothing is skipped.
+"""
+
+import os
+import re
+import secrets
+from collections import namedtuple
+
+import psycopg2
+import pytest
+
+from wphelpers import (
+    HOW_TO_RUN,
+    Wirepool,
+    config_text,
+    connect_direct,
+    make_config,
+    read_env,
+)
+
+Role = namedtuple("Role", "name password")
+
+SANITIZER_RE = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|runtime error:"
+)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the tail of every wirepool log the test started."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for i, wp in enumerate(getattr(item, "_wirepools", [])):
+            rep.sections.append(
+                (f"wirepool #{i} log tail ({wp.log_path})", wp.log_tail(80))
+            )
+
+
+@pytest.fixture(scope="session")
+def env():
+    values, missing = read_env()
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: {HOW_TO_RUN}", pytrace=False)
+    return values
+
+
+@pytest.fixture
+def admin(env):
+    """A direct superuser connection to WP_PG_DB (autocommit)."""
+    conn = connect_direct(env)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def make_role(env):
+    """Factory: a fresh LOGIN role (password stored as SCRAM unless md5=True)
+    owning a schema of its own name in WP_PG_DB, so pgbench and test tables
+    land there. Dropped, with all it owns, at teardown."""
+    created = []
+
+    def factory(password=None, md5=False, connection_limit=None):
+        name = "wpt_" + secrets.token_hex(4)
+        password = password or "pw_" + secrets.token_hex(8)
+        conn = connect_direct(env)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SET password_encryption = %s", ("md5" if md5 else "scram-sha-256",)
+                )
+                limit = "" if connection_limit is None else f" CONNECTION LIMIT {int(connection_limit)}"
+                cur.execute(f'CREATE ROLE "{name}" LOGIN{limit} PASSWORD %s', (password,))
+                created.append(name)
+                cur.execute(f'CREATE SCHEMA AUTHORIZATION "{name}"')
+        finally:
+            conn.close()
+        return Role(name, password)
+
+    yield factory
+
+    if not created:
+        return
+    conn = connect_direct(env)
+    try:
+        with conn.cursor() as cur:
+            for name in created:
+                for _ in range(5):
+                    cur.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE usename = %s AND pid <> pg_backend_pid()",
+                        (name,),
+                    )
+                    try:
+                        cur.execute(f'DROP OWNED BY "{name}" CASCADE')
+                        cur.execute(f'DROP ROLE IF EXISTS "{name}"')
+                        break
+                    except psycopg2.Error:
+                        pass
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def role(make_role):
+    return make_role()
+
+
+@pytest.fixture
+def config(env):
+    """config(users, **proxy_overrides) -> dict; see wphelpers.make_config."""
+
+    def build(users, **kw):
+        return make_config(env, users, **kw)
+
+    return build
+
+
+@pytest.fixture
+def wirepool(request, env, tmp_path, make_role):
+    """Factory: wirepool(config_dict_or_text, extra_env=None, wait_for=None).
+
+    Writes the config into tmp_path, starts WIREPOOL_BIN -c FILE with stderr
+    to a log file, waits up to 10 s for `proxy=<name> listening on ...:<port>`
+    for every proxy (or the names in wait_for), and returns a Wirepool with
+    .port(name='pg'), .log_text(), .pid, .send_signal(). Stopped at teardown
+    (SIGINT, wait, SIGKILL); a wirepool that died by itself, or logged a
+    sanitizer error, fails the test. (make_role is requested so that roles are
+    dropped only after wirepool has stopped.)"""
+    binary = env["WIREPOOL_BIN"]
+    started = []
+    request.node._wirepools = started
+
+    def start(cfg, extra_env=None, wait_for=None):
+        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+            pytest.fail(
+                f"wirepool binary {binary} is missing or not executable: build it "
+                f"first (tools/test builds it), or set WIREPOOL_BIN",
+                pytrace=False,
+            )
+        n = len(started)
+        cfg_path = tmp_path / f"wirepool-{n}.yaml"
+        cfg_path.write_text(config_text(cfg))
+        wp = Wirepool(binary, cfg_path, tmp_path / f"wirepool-{n}.log", extra_env)
+        started.append(wp)
+        if wait_for is None:
+            if isinstance(cfg, dict):
+                wait_for = [p["name"] for p in cfg.get("proxies", [])]
+            else:
+                wait_for = ["pg"]
+        try:
+            wp.wait_listening(wait_for, timeout=10)
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
+        return wp
+
+    yield start
+
+    problems = []
+    for wp in started:
+        before = wp.stop()
+        if before is not None and not wp.stopped_on_purpose:
+            problems.append(f"wirepool pid {wp.pid} exited by itself with code {before}")
+        m = SANITIZER_RE.search(wp.log_text())
+        if m:
+            problems.append(f"wirepool pid {wp.pid} logged a sanitizer error: {m.group(0)}")
+    if problems:
+        tails = "\n\n".join(f"--- {wp.log_path}\n{wp.log_tail(80)}" for wp in started)
+        pytest.fail("; ".join(problems) + "\n" + tails, pytrace=False)
+
+
+@pytest.fixture
+def proxy_users(env):
+    """The sandbox's SCRAM and md5 roles as wirepool users."""
+    return [
+        (env["WP_PG_SCRAM_USER"], env["WP_PG_SCRAM_PASSWORD"]),
+        (env["WP_PG_MD5_USER"], env["WP_PG_MD5_PASSWORD"]),
+    ]

@@ -1,0 +1,406 @@
+# Runs under /usr/bin/python3 (Debian's psycopg2 and pytest).
+"""Helpers shared by the integration tests: the environment contract, psql /
+pgbench runners, psycopg2 connections (through wirepool and direct), and
+counting wirepool's backend connections in pg_stat_activity."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+
+REPO = Path(__file__).resolve().parents[2]
+
+ENV_VARS = (
+    "WP_PG_BIN",
+    "WP_PG_HOST",
+    "WP_PG_PORT",
+    "WP_PG_DB",
+    "WP_PG_SCRAM_USER",
+    "WP_PG_SCRAM_PASSWORD",
+    "WP_PG_MD5_USER",
+    "WP_PG_MD5_PASSWORD",
+    "WP_PG_ADMIN_USER",
+    "WP_PG_ADMIN_PASSWORD",
+)
+
+HOW_TO_RUN = (
+    "the integration tests need the sandbox PostgreSQL described by the WP_PG_* "
+    "environment variables: run them via tools/test, or by hand with "
+    '`tools/sandbox start && eval "$(tools/sandbox env)" && '
+    "/usr/bin/python3 -m pytest -q tests/integration`"
+)
+
+LISTEN_RE = re.compile(
+    r"proxy=[\"']?([A-Za-z0-9_.\-]+)[\"']?\b.*?listening on "
+    r"(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d+)"
+)
+
+
+def read_env():
+    """The WP_* variables as a dict, plus WIREPOOL_BIN. Returns (env, missing)."""
+    env = {k: os.environ.get(k) for k in ENV_VARS}
+    missing = [k for k, v in env.items() if not v]
+    env["WIREPOOL_BIN"] = os.environ.get("WIREPOOL_BIN") or str(
+        REPO / "build" / "bin" / "wirepool"
+    )
+    return env, missing
+
+
+def backend_addr(env):
+    return f"{env['WP_PG_HOST']}:{env['WP_PG_PORT']}"
+
+
+# ---------------------------------------------------------------- config
+
+
+def make_config(env, users, shutdown_timeout="5s", workers=1, **proxy_overrides):
+    """A wirepool config dict with one postgres proxy named 'pg' in front of
+    the sandbox. users: list of (name, password) or of dicts. A proxy
+    override of None removes that key."""
+    user_entries = []
+    for u in users:
+        if isinstance(u, dict):
+            user_entries.append(u)
+        else:
+            name, password = u
+            user_entries.append({"name": name, "password": password})
+    proxy = {
+        "name": "pg",
+        "protocol": "postgres",
+        "listen": "127.0.0.1:0",
+        "pool_mode": "session",
+        "backends": [backend_addr(env)],
+        "max_backend_connections": 20,
+        "max_client_connections": 10000,
+        "connection_borrow_timeout": "5s",
+        "client_login_timeout": "15s",
+        "client_auth": "scram-sha-256",
+    }
+    for k, v in proxy_overrides.items():
+        if v is None:
+            proxy.pop(k, None)
+        else:
+            proxy[k] = v
+    return {
+        "workers": workers,
+        "shutdown_timeout": shutdown_timeout,
+        "users": user_entries,
+        "proxies": [proxy],
+    }
+
+
+def config_text(config):
+    """JSON is valid YAML; strings pass through verbatim."""
+    if isinstance(config, str):
+        return config
+    return json.dumps(config, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------- wirepool process
+
+
+class Wirepool:
+    """A running wirepool started by the `wirepool` fixture."""
+
+    def __init__(self, binary, config_path, log_path, extra_env=None):
+        self.binary = binary
+        self.config_path = Path(config_path)
+        self.log_path = Path(log_path)
+        self.ports = {}
+        self.stopped_on_purpose = False
+        env = dict(os.environ)
+        env.update(extra_env or {})
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+
+    def wait_listening(self, names, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        names = list(names)
+        while True:
+            for name, port in LISTEN_RE.findall(self.log_text()):
+                self.ports[name] = int(port)
+            if all(n in self.ports for n in names):
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"wirepool exited with code {self.proc.returncode} before listening; "
+                    f"log:\n{self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"wirepool did not log 'proxy=<name> listening on 127.0.0.1:<port>' for "
+                    f"{[n for n in names if n not in self.ports]} within {timeout}s; log:\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def port(self, name="pg"):
+        return self.ports[name]
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=60):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def wait_log(self, pattern, timeout=5.0, start=0):
+        """Wait until regex `pattern` matches the log after offset `start`."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            m = rx.search(self.log_text()[start:])
+            if m:
+                return m
+            time.sleep(0.05)
+        return None
+
+    def send_signal(self, sig):
+        if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+            self.stopped_on_purpose = True
+        os.kill(self.pid, sig)
+
+    def poll(self):
+        return self.proc.poll()
+
+    def wait(self, timeout):
+        """Wait for exit; returns the exit code or raises subprocess.TimeoutExpired."""
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        """SIGINT, wait, then SIGKILL. Returns the exit code it had *before* we
+        stopped it (None if it was still running)."""
+        before = self.proc.poll()
+        if before is None:
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=5)
+        self._log.close()
+        return before
+
+
+# ---------------------------------------------------------------- psql / pgbench
+
+
+def client_env(password):
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("PG"):
+            del e[k]
+    e["PGPASSWORD"] = password
+    e["PGCONNECT_TIMEOUT"] = "10"
+    e["PGAPPNAME"] = "wirepool-tests"
+    return e
+
+
+def psql(env, port, user, password, sql=None, *, db=None, args=(), timeout=60,
+         check=True, input=None, verbose=False):
+    """Run psql -X -v ON_ERROR_STOP=1 -At against host WP_PG_HOST:port.
+    Returns CompletedProcess (text). check=True asserts exit code 0."""
+    cmd = [
+        os.path.join(env["WP_PG_BIN"], "psql"),
+        "-X", "-v", "ON_ERROR_STOP=1", "-At",
+        "-h", env["WP_PG_HOST"], "-p", str(port),
+        "-U", user, "-d", db or env["WP_PG_DB"],
+    ]
+    if verbose:
+        cmd += ["-v", "VERBOSITY=verbose"]
+    cmd += list(args)
+    if sql is not None:
+        cmd += ["-c", sql]
+    r = subprocess.run(
+        cmd, env=client_env(password), input=input, capture_output=True,
+        text=True, timeout=timeout,
+    )
+    if check:
+        assert r.returncode == 0, (
+            f"psql failed ({r.returncode}): {cmd}\nstdout:\n{r.stdout[-3000:]}\n"
+            f"stderr:\n{r.stderr[-3000:]}"
+        )
+    return r
+
+
+def pgbench_cmd(env, port, user, *args, db=None):
+    return [
+        os.path.join(env["WP_PG_BIN"], "pgbench"),
+        "-h", env["WP_PG_HOST"], "-p", str(port), "-U", user,
+        *[str(a) for a in args],
+        db or env["WP_PG_DB"],
+    ]
+
+
+def pgbench(env, port, user, password, *args, timeout=120, db=None):
+    cmd = pgbench_cmd(env, port, user, *args, db=db)
+    return subprocess.run(
+        cmd, env=client_env(password), capture_output=True, text=True, timeout=timeout
+    )
+
+
+class PgbenchResult:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        out = stdout + "\n" + stderr
+        m = re.search(r"number of transactions actually processed:\s*(\d+)", out)
+        self.processed = int(m.group(1)) if m else None
+        m = re.search(r"number of failed transactions:\s*(\d+)", out)
+        self.failed = int(m.group(1)) if m else None
+
+    def describe(self):
+        return (
+            f"pgbench exit {self.returncode}, processed={self.processed}, "
+            f"failed={self.failed}\nstdout:\n{self.stdout[-3000:]}\nstderr:\n{self.stderr[-3000:]}"
+        )
+
+    def assert_clean(self):
+        assert self.returncode == 0, self.describe()
+        assert self.processed is not None and self.processed > 0, self.describe()
+        if self.failed is not None:
+            assert self.failed == 0, self.describe()
+        assert "aborted" not in self.stderr, self.describe()
+        assert "pgbench: error" not in self.stderr, self.describe()
+
+
+def parse_pgbench(completed):
+    return PgbenchResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+# ---------------------------------------------------------------- psycopg2
+
+
+def connect(env, port, user, password, dbname=None, autocommit=True, **kw):
+    kw.setdefault("connect_timeout", 10)
+    kw.setdefault("application_name", "wirepool-tests")
+    conn = psycopg2.connect(
+        host=env["WP_PG_HOST"], port=int(port), user=user, password=password,
+        dbname=dbname or env["WP_PG_DB"], **kw,
+    )
+    conn.autocommit = autocommit
+    return conn
+
+
+def connect_proxy(env, wp, user, password, dbname=None, proxy="pg", **kw):
+    return connect(env, wp.port(proxy), user, password, dbname=dbname, **kw)
+
+
+def connect_direct(env, user=None, password=None, dbname=None, **kw):
+    """Direct to PostgreSQL, as admin unless told otherwise."""
+    return connect(
+        env, env["WP_PG_PORT"], user or env["WP_PG_ADMIN_USER"],
+        password if password is not None else env["WP_PG_ADMIN_PASSWORD"],
+        dbname=dbname, **kw,
+    )
+
+
+def scalar(conn, sql, args=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchone()[0]
+
+
+def backend_connections(admin_conn, user, dbname):
+    """Pids of backend connections for user/dbname, excluding admin_conn's own."""
+    with admin_conn.cursor() as cur:
+        cur.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE usename = %s AND datname = %s AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'",
+            (user, dbname),
+        )
+        return sorted(r[0] for r in cur.fetchall())
+
+
+def count_backend_connections(admin_conn, user, dbname):
+    return len(backend_connections(admin_conn, user, dbname))
+
+
+class ActivitySampler:
+    """Samples the number of backend connections for one role every
+    `interval` seconds on its own direct admin connection."""
+
+    def __init__(self, env, user, dbname=None, interval=0.05):
+        self.env = env
+        self.user = user
+        self.dbname = dbname or env["WP_PG_DB"]
+        self.interval = interval
+        self.samples = []
+        self.pids_seen = set()
+        self.error = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            conn = connect_direct(self.env)
+            try:
+                while not self._stop.is_set():
+                    pids = backend_connections(conn, self.user, self.dbname)
+                    self.samples.append(len(pids))
+                    self.pids_seen.update(pids)
+                    self._stop.wait(self.interval)
+            finally:
+                conn.close()
+        except Exception as e:  # reported by stop()
+            self.error = e
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "pg_stat_activity sampler did not stop"
+        if self.error:
+            raise self.error
+
+    @property
+    def max(self):
+        return max(self.samples) if self.samples else 0
+
+
+def run_in_thread(fn, *args, **kwargs):
+    """Start fn in a daemon thread; returns (thread, box) where box gets
+    'result' or 'error' and 'elapsed'."""
+    box = {}
+
+    def target():
+        start = time.monotonic()
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            box["error"] = e
+        box["elapsed"] = time.monotonic() - start
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t, box
