@@ -375,9 +375,12 @@ Step ClientCodec::OnRunning(ByteView in) {
     case 'C':
     case 'H':
     case 'd':
+      mid_request_ = true;
+      break;
     case 'c':
     case 'f':
-      mid_request_ = true;
+      // CopyDone / CopyFail end the COPY a Query (already counted) started.
+      mid_request_ = false;
       break;
     default:
       return Violation(Cat("invalid frontend message type ", static_cast<int>(type)));
