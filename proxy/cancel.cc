@@ -1,40 +1,90 @@
-#include "core/strings.h"
 #include "proxy/cancel.h"
 
 #include <memory>
 
+#include "core/log.h"
 #include "core/strings.h"
 #include "core/tcp.h"
 #include "core/timer.h"
-#include "core/log.h"
 
 namespace wirepool::proxy {
 namespace {
 
-class CancelSender final : public core::TcpStreamHandler {
+// One side connection that carries out a cancel plan, then deletes itself.
+class CancelSender final : public core::TcpStreamHandler, public codec::ServerCodecSink {
  public:
-  CancelSender(core::EventLoop& loop, std::string bytes)
-      : loop_(loop), bytes_(std::move(bytes)), stream_(loop.get(), *this),
-        timer_(loop.get(), [this] { Finish("timed out"); }) {}
+  CancelSender(core::EventLoop& loop, const CancelTarget& target, codec::CancelPlan plan)
+      : loop_(loop),
+        plan_(std::move(plan)),
+        stream_(loop.get(), *this),
+        timer_(loop.get(), [this] { Finish("timed out"); }) {
+    if (plan_.login_first) {
+      codec_ = target.protocol->NewServerCodec(target.login, *this);
+    }
+  }
 
-  void Start(const sockaddr_storage& backend, absl::Duration timeout) {
-    timer_.Start(timeout);
-    absl::Status st = stream_.Connect(backend);
+  void Start(const CancelTarget& target) {
+    timer_.Start(target.timeout);
+    absl::Status st = stream_.Connect(target.backend);
     if (!st.ok()) {
       Finish(Sv(st.message()));
     }
   }
 
   void OnConnected(core::TcpStream&, const absl::Status&) override {
-    stream_.Write(bytes_);
-    // The server answers a cancel request by closing; we need not wait for that.
-    stream_.CloseAfterFlush();
-    Finish("");
+    if (codec_ == nullptr) {
+      stream_.Write(plan_.payload);
+      // The server answers a raw cancel request by closing; we need not wait for that.
+      stream_.CloseAfterFlush();
+      Finish("");
+      return;
+    }
+    stream_.StartReading();
+    codec_->Start();
+    stream_.Flush();
   }
-  void OnReadable(core::TcpStream&) override {}
+
+  void OnReadable(core::TcpStream&) override {
+    if (codec_ == nullptr || done_) {
+      return;
+    }
+    auto& in = stream_.input();
+    while (!in.empty() && !done_) {
+      codec::Step s = codec_->OnBytes(in.view());
+      if (s.verdict == codec::Verdict::kNeedMore) {
+        in.Reserve(s.bytes);
+        break;
+      }
+      if (s.verdict == codec::Verdict::kStop || s.verdict == codec::Verdict::kPause) {
+        Finish("side connection stopped");
+        return;
+      }
+      in.Consume(s.bytes);
+    }
+    if (!done_) {
+      stream_.Flush();
+    }
+  }
+
   void OnStreamClosed(core::TcpStream&, const absl::Status& why) override {
     Finish(Sv(why.message()));
   }
+
+  // codec::ServerCodecSink
+  void SendToServer(std::string_view bytes) override { stream_.Write(bytes); }
+  void OnLoginComplete() override {
+    codec_->SendInternalQuery(plan_.payload);
+    stream_.Flush();
+  }
+  void OnLoginFailed(const codec::WireError& error) override {
+    Finish(Cat("login refused: ", error.message));
+  }
+  void OnReadyForQuery(codec::TxState) override {}
+  void OnParameterStatus(std::string_view, std::string_view) override {}
+  void OnInternalDone(const codec::WireError* error) override {
+    Finish(error != nullptr ? std::string_view(error->message) : std::string_view());
+  }
+  void OnProtocolError(const absl::Status& status) override { Finish(Sv(status.message())); }
 
  private:
   void Finish(std::string_view error) {
@@ -44,25 +94,25 @@ class CancelSender final : public core::TcpStreamHandler {
     done_ = true;
     timer_.Stop();
     if (!error.empty()) {
-      spdlog::warn("cancel request to {} failed: {}", stream_.peer(), error);
+      spdlog::warn("cancel on a side connection to {} failed: {}", stream_.peer(), error);
     }
     stream_.Close();
     loop_.DeleteLater(std::unique_ptr<CancelSender>(this));
   }
 
   core::EventLoop& loop_;
-  std::string bytes_;
+  codec::CancelPlan plan_;
   core::TcpStream stream_;
   core::Timer timer_;
+  std::unique_ptr<codec::ServerCodec> codec_;
   bool done_ = false;
 };
 
 }  // namespace
 
-void SendCancel(core::EventLoop& loop, const sockaddr_storage& backend, std::string bytes,
-                absl::Duration timeout) {
-  auto* sender = new CancelSender(loop, std::move(bytes));
-  sender->Start(backend, timeout);
+void SendCancel(core::EventLoop& loop, const CancelTarget& target, codec::CancelPlan plan) {
+  auto* sender = new CancelSender(loop, target, std::move(plan));
+  sender->Start(target);
 }
 
 }  // namespace wirepool::proxy

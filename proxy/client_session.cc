@@ -40,9 +40,12 @@ absl::Status ClientSession::Accept(uv_stream_t* server) {
   codec::ClientCodecOptions options;
   options.auth_method = proxy_.settings().client_auth;
   options.random = [this](uint8_t* out, size_t len) { proxy_.Random(out, len); };
+  options.server_params = proxy_.server_params();
   codec_ = proxy_.protocol().NewClientCodec(options, *this);
   users_ = proxy_.users();
   timer_.Start(proxy_.settings().client_login_timeout);
+  codec_->Start();
+  stream_.Flush();
   stream_.StartReading();
   spdlog::debug("conn={} proxy={} accepted from {}", name(), proxy_.settings().name,
                 stream_.peer());
@@ -115,7 +118,7 @@ void ClientSession::OnCancelRequest(std::string_view cancel_key) {
 
 void ClientSession::OnAuthenticated() {
   timer_.Stop();
-  pool_ = &proxy_.PoolFor(startup_.user, startup_.database);
+  pool_ = &proxy_.PoolFor(startup_.user, startup_.pool_key);
   state_ = State::kWaiting;
   timer_.Start(proxy_.settings().connection_borrow_timeout);
   proxy_.Borrow(*this, *pool_);
@@ -144,9 +147,20 @@ void ClientSession::OnServerReady() {
   Drive();
 }
 
-void ClientSession::OnRequestEnd() {
+void ClientSession::OnRequestEnd(uint32_t tag) {
   if (server_ != nullptr) {
-    server_->OnClientRequest();
+    server_->OnClientRequest(tag);
+  }
+}
+
+void ClientSession::OnKill(std::string_view target_key, bool whole_connection) {
+  bool found = proxy_.Kill(*this, target_key, whole_connection);
+  codec_->AnswerKill(found, target_key);
+}
+
+void ClientSession::CancelRunning() {
+  if (server_ != nullptr) {
+    proxy_.CancelOn(*server_);
   }
 }
 

@@ -53,6 +53,8 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   const User* user() const { return user_; }
   ServerConn* server() const { return server_; }
   bool mid_request() const { return codec_->MidRequest(); }
+  // Cancels whatever the client's server is running for it, if anything.
+  void CancelRunning();
   // Closes the client if it is between transactions (used when draining).
   bool CloseIfIdle(std::string_view reason);
 
@@ -67,7 +69,8 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void OnCancelRequest(std::string_view cancel_key) override;
   void OnAuthenticated() override;
   void OnAuthFailed(std::string_view reason) override;
-  void OnRequestEnd() override;
+  void OnRequestEnd(uint32_t tag) override;
+  void OnKill(std::string_view target_key, bool whole_connection) override;
   void OnTerminate() override;
   void OnProtocolError(const absl::Status& status) override;
 

@@ -102,13 +102,13 @@ void ProxyInstance::Accept(uv_stream_t* server) {
   }
 }
 
-Pool& ProxyInstance::PoolFor(const std::string& user, const std::string& database) {
-  auto& slot = pools_[{user, database}];
+Pool& ProxyInstance::PoolFor(const std::string& user, const std::string& key) {
+  auto& slot = pools_[{user, key}];
   if (slot == nullptr) {
     slot = std::make_unique<Pool>();
-    slot->name = Cat(settings_.name, "/", user, "/", database);
+    slot->name = Cat(settings_.name, "/", user, "/", key);
     slot->user = user;
-    slot->database = database;
+    slot->key = key;
   }
   return *slot;
 }
@@ -264,16 +264,44 @@ void ProxyInstance::ForwardCancel(std::string_view key) {
     spdlog::info("proxy={} cancel request with an unknown key ignored", settings_.name);
     return;
   }
-  ServerConn* server = it->second->server();
-  if (server == nullptr || server->state() != ServerConn::State::kActive) {
+  it->second->CancelRunning();
+}
+
+void ProxyInstance::CancelOn(ServerConn& server) {
+  if (server.state() != ServerConn::State::kActive) {
     return;
   }
-  std::string bytes = protocol_->EncodeCancel(server->codec().CancelKey());
-  if (bytes.empty()) {
-    return;
+  codec::CancelPlan plan = protocol_->PlanCancel(server.codec().CancelKey());
+  spdlog::debug("conn={} forwarding a cancel", server.name());
+  CancelTarget target;
+  target.backend = backend_address_;
+  target.timeout = settings_.server_connect_timeout;
+  if (plan.login_first) {
+    const User* user = users_->Find(server.pool().user);
+    if (user == nullptr) {
+      return;
+    }
+    target.protocol = protocol_;
+    target.login.user = user->backend_user;
+    target.login.password = user->backend_password;
+    target.login.random = [](uint8_t* out, size_t len) { crypto::RandomBytes(out, len); };
   }
-  spdlog::debug("conn={} forwarding cancel to {}", it->second->name(), server->name());
-  SendCancel(loop_, backend_address_, std::move(bytes), settings_.server_connect_timeout);
+  SendCancel(loop_, target, std::move(plan));
+}
+
+bool ProxyInstance::Kill(ClientSession& asker, std::string_view target_key, bool whole_connection) {
+  auto it = cancel_keys_.find(Av(target_key));
+  if (it == cancel_keys_.end() || it->second->startup().user != asker.startup().user) {
+    return false;
+  }
+  ClientSession* target = it->second;
+  spdlog::info("conn={} kills {} of {}", asker.name(), whole_connection ? "connection" : "query",
+               target->name());
+  target->CancelRunning();
+  if (whole_connection && target != &asker) {
+    target->FailWith(codec::ProxyError::kKilled, "connection was killed");
+  }
+  return true;
 }
 
 void ProxyInstance::Janitor() {

@@ -28,9 +28,9 @@ class ClientSession;
 class ServerConn;
 
 struct Pool {
-  std::string name;  // "proxy/user/database", for logs and errors
+  std::string name;  // "proxy/user/key" (PostgreSQL: the database), for logs and errors
   std::string user;
-  std::string database;
+  std::string key;
   std::vector<ServerConn*> idle;         // most recently used last
   std::deque<ClientSession*> waiters;    // FIFO
   int connecting = 0;                    // servers being set up for waiters
@@ -70,7 +70,10 @@ class ProxyInstance {
   ProxyStats& stats() { return stats_; }
   void CountError(std::string_view what) { ++stats_.errors[std::string(what)]; }
 
-  Pool& PoolFor(const std::string& user, const std::string& database);
+  Pool& PoolFor(const std::string& user, const std::string& key);
+  // What the last server login reported (server version, parameters), for new clients.
+  const codec::ParamList& server_params() const { return server_params_; }
+  void set_server_params(const codec::ParamList& params) { server_params_ = params; }
   void Borrow(ClientSession& client, Pool& pool);
   void CancelWait(ClientSession& client, Pool& pool);
   // A server logged in, or was reset: pool it or hand it to a waiter.
@@ -85,6 +88,11 @@ class ProxyInstance {
   void RegisterCancelKey(const std::string& key, ClientSession& client);
   void UnregisterCancelKey(const std::string& key);
   void ForwardCancel(std::string_view key);
+  // Cancels what `server` runs, on a side connection.
+  void CancelOn(ServerConn& server);
+  // A client's request to kill another client's query or connection; false if no such client of
+  // the same user exists.
+  bool Kill(ClientSession& asker, std::string_view target_key, bool whole_connection);
 
  private:
   void Accept(uv_stream_t* server);
@@ -111,6 +119,7 @@ class ProxyInstance {
   int total_servers_ = 0;
   bool draining_ = false;
   ProxyStats stats_;
+  codec::ParamList server_params_;
 };
 
 }  // namespace wirepool::proxy

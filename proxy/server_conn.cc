@@ -34,11 +34,13 @@ void ServerConn::Connect() {
   codec::ServerLogin login;
   login.user = user != nullptr ? user->backend_user : pool_.user;
   login.password = user != nullptr ? user->backend_password : "";
-  login.database = pool_.database;
   login.random = [this](uint8_t* out, size_t len) { proxy_.Random(out, len); };
   // The first waiter's parameters become this connection's baseline; others are SET on attach.
   if (!pool_.waiters.empty()) {
-    login.params = pool_.waiters.front()->startup().params;
+    const codec::StartupInfo& first = pool_.waiters.front()->startup();
+    login.database = first.database;
+    login.params = first.params;
+    login.options = first.login_options;
   }
   codec_ = proxy_.protocol().NewServerCodec(login, *this);
   connect_timer_.Start(proxy_.settings().server_connect_timeout);
@@ -60,6 +62,7 @@ void ServerConn::OnLoginComplete() {
   connect_timer_.Stop();
   spdlog::debug("conn={} server={} logged in to {}", name(), pool_.name, stream_.peer());
   MarkIdle(proxy_.now_ms());
+  proxy_.set_server_params(codec_->Parameters());
   proxy_.OnServerLoggedIn(*this);
 }
 

@@ -38,7 +38,10 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void Flush() { stream_.Flush(); }
   bool over_high_water() const { return stream_.over_high_water(); }
   void ResumeReading();
-  void OnClientRequest() { ++outstanding_; }
+  void OnClientRequest(uint32_t tag) {
+    ++outstanding_;
+    codec_->ExpectResponse(tag);
+  }
 
   State state() const { return state_; }
   Pool& pool() { return pool_; }

@@ -53,6 +53,7 @@ enum class ProxyError {
   kLoginTimeout,
   kNotSupported,
   kShuttingDown,
+  kKilled,
   kInternal,
 };
 
@@ -70,7 +71,15 @@ struct WireError {
 struct StartupInfo {
   std::string user;
   std::string database;
-  ParamList params;  // session parameters the client asked for (application_name, ...)
+  // Clients with different pool keys never share a server connection: the key holds what the
+  // protocol cannot change on a live connection (PostgreSQL: the database; MySQL: the client
+  // flags and character set that change what the server sends).
+  std::string pool_key;
+  // Session state the client asked for, replayed on whatever server it gets (PostgreSQL:
+  // application_name, DateStyle, ...; MySQL: the schema).
+  ParamList params;
+  // What a server login for this client must carry, opaque to the proxy (MySQL: client flags).
+  ParamList login_options;
 };
 
 // A user's secret as the proxy holds it. The SCRAM keys are derived once when the config is
@@ -98,8 +107,12 @@ class ClientCodecSink {
   // The client failed auth; the codec has already queued its error.
   virtual void OnAuthFailed(std::string_view reason) = 0;
   // The client sent the last message of a request; the server answers each such request with one
-  // OnReadyForQuery (PostgreSQL: Query, Sync, FunctionCall).
-  virtual void OnRequestEnd() = 0;
+  // OnReadyForQuery (PostgreSQL: Query, Sync, FunctionCall; MySQL: each command that has a
+  // response). `tag` is opaque to the proxy and handed to ServerCodec::ExpectResponse.
+  virtual void OnRequestEnd(uint32_t tag) = 0;
+  // The client asked to stop what another client connection runs (MySQL KILL [QUERY] <id>):
+  // `target_key` is that connection's CancelKey. The proxy answers with ClientCodec::AnswerKill.
+  virtual void OnKill(std::string_view target_key, bool whole_connection) {}
   // The client said goodbye.
   virtual void OnTerminate() = 0;
   // The client broke the protocol; the codec has already queued its error.
@@ -110,11 +123,16 @@ struct ClientCodecOptions {
   std::string auth_method;           // e.g. "scram-sha-256", "md5", "mysql_native_password"
   size_t max_startup_bytes = 10000;  // cap on everything the client sends before it is logged in
   RandomFn random;
+  // What the proxy knows of its backends (e.g. server_version), for a protocol whose server
+  // speaks first. May be empty before any backend was reached.
+  ParamList server_params;
 };
 
 class ClientCodec {
  public:
   virtual ~ClientCodec() = default;
+  // The connection is up (for protocols whose server speaks first).
+  virtual void Start() {}
   virtual Step OnBytes(ByteView in) = 0;
   // Answers OnStartup: the user's secret, or nullptr for an unknown user. An unknown user goes
   // through the same exchange and fails the same way, so users cannot be enumerated.
@@ -130,6 +148,8 @@ class ClientCodec {
   virtual void SendError(ProxyError error, std::string_view message) = 0;
   // Sends an error that a server raised (a login failure, for instance), unchanged in substance.
   virtual void SendServerError(const WireError& error) = 0;
+  // Answers OnKill: done, or no such connection of this user.
+  virtual void AnswerKill(bool found, std::string_view target_key) {}
 };
 
 class ServerCodecSink {
@@ -155,6 +175,7 @@ struct ServerLogin {
   std::string password;
   std::string database;
   ParamList params;
+  ParamList options;  // StartupInfo::login_options of the client it is opened for
   RandomFn random;
 };
 
@@ -166,14 +187,23 @@ class ServerCodec {
   virtual Step OnBytes(ByteView in) = 0;
   // The server's current session parameters (from login and every ParameterStatus since).
   virtual const ParamList& Parameters() const = 0;
-  // Opaque key to cancel whatever this connection runs (see Protocol::EncodeCancel).
+  // Opaque key to cancel whatever this connection runs (see Protocol::PlanCancel).
   virtual std::string CancelKey() const = 0;
+  // A client request tagged by ClientCodecSink::OnRequestEnd is on its way to this server.
+  virtual void ExpectResponse(uint32_t tag) {}
+  // Sends a statement of the proxy's own (a cancel on a side connection, for instance).
+  virtual void SendInternalQuery(std::string_view sql) = 0;
   // Sends a request that returns the session to the state a fresh login has.
   virtual void SendReset() = 0;
   // Sends a request that sets these session parameters.
   virtual void SendSetParameters(const ParamList& params) = 0;
   // Which of the client's parameters this server does not have yet; empty when nothing to do.
   virtual ParamList ParametersToApply(const ParamList& wanted) const = 0;
+};
+
+struct CancelPlan {
+  bool login_first = false;
+  std::string payload;  // bytes to send, or the statement to run after login
 };
 
 class Protocol {
@@ -187,9 +217,10 @@ class Protocol {
                                                       ClientCodecSink& sink) const = 0;
   virtual std::unique_ptr<ServerCodec> NewServerCodec(const ServerLogin& login,
                                                       ServerCodecSink& sink) const = 0;
-  // Bytes that, sent on a fresh connection to the backend, cancel the request running on the
-  // connection with this key. Empty if the protocol cancels some other way.
-  virtual std::string EncodeCancel(std::string_view server_cancel_key) const = 0;
+  // How to cancel the request running on the server connection with this key: raw bytes on a
+  // fresh connection (PostgreSQL CancelRequest), or a statement on a freshly logged-in one
+  // (MySQL KILL QUERY).
+  virtual CancelPlan PlanCancel(std::string_view server_cancel_key) const = 0;
 };
 
 using ProtocolPtr = std::shared_ptr<const Protocol>;

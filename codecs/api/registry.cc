@@ -55,6 +55,8 @@ std::string_view ProxyErrorName(ProxyError e) {
       return "not_supported";
     case ProxyError::kShuttingDown:
       return "shutting_down";
+    case ProxyError::kKilled:
+      return "killed";
     case ProxyError::kInternal:
       return "internal";
   }

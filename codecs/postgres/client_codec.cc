@@ -182,6 +182,7 @@ Step ClientCodec::OnStartupPacket(ByteView packet) {
   if (info.database.empty()) {
     info.database = info.user;
   }
+  info.pool_key = info.database;
   if ((code & 0xffff) != 0 || !unrecognized.empty()) {
     // We speak 3.0 with no protocol options: say so, as PostgreSQL does, and carry on.
     Writer w;
@@ -366,7 +367,7 @@ Step ClientCodec::OnRunning(ByteView in) {
     case 'S':
     case 'F':
       mid_request_ = false;
-      sink_.OnRequestEnd();
+      sink_.OnRequestEnd(type);
       break;
     case 'P':
     case 'B':

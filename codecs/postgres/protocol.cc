@@ -28,9 +28,9 @@ class PostgresProtocol final : public Protocol {
     return std::make_unique<ServerCodec>(login, sink);
   }
 
-  std::string EncodeCancel(std::string_view server_cancel_key) const override {
+  CancelPlan PlanCancel(std::string_view server_cancel_key) const override {
     Writer w;
-    return w.BeginUntyped().U32(kCancelRequestCode).Bytes(server_cancel_key).Take();
+    return {false, w.BeginUntyped().U32(kCancelRequestCode).Bytes(server_cancel_key).Take()};
   }
 };
 

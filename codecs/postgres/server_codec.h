@@ -21,6 +21,7 @@ class ServerCodec final : public codec::ServerCodec {
   Step OnBytes(ByteView in) override;
   const ParamList& Parameters() const override { return params_; }
   std::string CancelKey() const override { return cancel_key_; }
+  void SendInternalQuery(std::string_view sql) override { SendInternal(sql); }
   void SendReset() override;
   void SendSetParameters(const ParamList& params) override;
   ParamList ParametersToApply(const ParamList& wanted) const override;

@@ -185,6 +185,7 @@ std::string_view SqlState(ProxyError error) {
     case ProxyError::kNotSupported:
       return "0A000";
     case ProxyError::kShuttingDown:
+    case ProxyError::kKilled:
       return "57P01";
     case ProxyError::kInternal:
       return "XX000";

@@ -137,7 +137,7 @@ class Harness final : public wirepool::codec::ClientCodecSink {
   }
   void OnAuthenticated() override { login_pending_ = true; }
   void OnAuthFailed(std::string_view) override { ++terminal_; }
-  void OnRequestEnd() override {}
+  void OnRequestEnd(uint32_t) override {}
   void OnTerminate() override { ++terminal_; }
   void OnProtocolError(const absl::Status& status) override {
     Check(!status.ok(), "OnProtocolError with OK status");

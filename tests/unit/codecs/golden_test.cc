@@ -282,7 +282,7 @@ class ClientRun final : public ClientCodecSink {
     login_pending_ = true;  // answered once a server is "assigned", i.e. when the pump yields
   }
   void OnAuthFailed(std::string_view reason) override { log_.Add(Cat("OnAuthFailed ", reason)); }
-  void OnRequestEnd() override { log_.Add("OnRequestEnd"); }
+  void OnRequestEnd(uint32_t) override { log_.Add("OnRequestEnd"); }
   void OnTerminate() override { log_.Add("OnTerminate"); }
   void OnProtocolError(const absl::Status& status) override {
     log_.Add(Cat("OnProtocolError ", absl::StatusCodeToString(status.code()), ": ",
