@@ -41,6 +41,8 @@ absl::Status ClientSession::Accept(uv_stream_t* server) {
   options.auth_method = proxy_.settings().client_auth;
   options.random = [this](uint8_t* out, size_t len) { proxy_.Random(out, len); };
   options.server_params = proxy_.server_params();
+  options.connection_id = static_cast<uint32_t>(id_);
+  options.peer_host = stream_.peer().substr(0, stream_.peer().rfind(':'));
   codec_ = proxy_.protocol().NewClientCodec(options, *this);
   users_ = proxy_.users();
   timer_.Start(proxy_.settings().client_login_timeout);

@@ -126,6 +126,8 @@ struct ClientCodecOptions {
   // What the proxy knows of its backends (e.g. server_version), for a protocol whose server
   // speaks first. May be empty before any backend was reached.
   ParamList server_params;
+  uint32_t connection_id = 0;  // the proxy's own id for this client (unique per proxy)
+  std::string peer_host;       // the client's address, for messages that name it
 };
 
 class ClientCodec {
