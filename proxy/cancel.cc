@@ -21,6 +21,7 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
     if (plan_.login_first) {
       codec_ = target.protocol->NewServerCodec(target.login, *this);
     }
+    on_params_ = target.on_params;
   }
 
   void Start(const CancelTarget& target) {
@@ -73,10 +74,22 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
   // codec::ServerCodecSink
   void SendToServer(std::string_view bytes) override { stream_.Write(bytes); }
   void OnLoginComplete() override {
+    if (on_params_) {
+      on_params_(codec_->Parameters());
+    }
+    if (plan_.payload.empty()) {
+      Finish("");
+      return;
+    }
     codec_->SendInternalQuery(plan_.payload);
     stream_.Flush();
   }
   void OnLoginFailed(const codec::WireError& error) override {
+    if (on_params_) {
+      on_params_(codec_->Parameters());
+      Finish("");  // a probe learns what it can from a refused login too
+      return;
+    }
     Finish(Cat("login refused: ", error.message));
   }
   void OnReadyForQuery(codec::TxState) override {}
@@ -105,10 +118,16 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
   core::TcpStream stream_;
   core::Timer timer_;
   std::unique_ptr<codec::ServerCodec> codec_;
+  std::function<void(const codec::ParamList&)> on_params_;
   bool done_ = false;
 };
 
 }  // namespace
+
+void ProbeServer(core::EventLoop& loop, const CancelTarget& target) {
+  auto* sender = new CancelSender(loop, target, codec::CancelPlan{true, ""});
+  sender->Start(target);
+}
 
 void SendCancel(core::EventLoop& loop, const CancelTarget& target, codec::CancelPlan plan) {
   auto* sender = new CancelSender(loop, target, std::move(plan));

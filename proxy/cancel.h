@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include <functional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -15,11 +16,17 @@ struct CancelTarget {
   absl::Duration timeout;
   codec::ProtocolPtr protocol;  // only for plans that log in first
   codec::ServerLogin login;
+  // Called with what the server reported once the login ends, well or not (probes use this).
+  std::function<void(const codec::ParamList&)> on_params;
 };
 
 // Opens a side connection to a backend and carries out a protocol's cancel plan: sends raw bytes,
 // or logs in and runs a statement. Fire and forget: the object owns itself and is gone after
 // `timeout` at the latest.
 void SendCancel(core::EventLoop& loop, const CancelTarget& target, codec::CancelPlan plan);
+
+// Logs in on a side connection only to learn what the server reports (its version, parameters),
+// so that the first clients see the backend's values before any pooled connection exists.
+void ProbeServer(core::EventLoop& loop, const CancelTarget& target);
 
 }  // namespace wirepool::proxy

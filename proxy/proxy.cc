@@ -1,14 +1,14 @@
-#include "core/strings.h"
 #include "proxy/proxy.h"
+#include "core/strings.h"
 
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
+#include "core/log.h"
 #include "proxy/cancel.h"
 #include "proxy/client_session.h"
 #include "proxy/server_conn.h"
-#include "core/log.h"
 
 namespace wirepool::proxy {
 namespace {
@@ -38,21 +38,21 @@ absl::Status ProxyInstance::Start() {
   if (!listen_addr.ok()) {
     return listen_addr.status();
   }
-  listener_ = std::make_unique<core::TcpListener>(loop_.get(),
-                                                  [this](uv_stream_t* s) { Accept(s); });
+  listener_ =
+      std::make_unique<core::TcpListener>(loop_.get(), [this](uv_stream_t* s) { Accept(s); });
   absl::Status st = listener_->Listen(*listen_addr);
   if (!st.ok()) {
     return st;
   }
   janitor_.StartRepeating(kJanitorInterval);
+  Probe();
   spdlog::info("proxy={} listening on {} protocol={} pool_mode={} backend={}", settings_.name,
                listener_->BoundAddress(), settings_.protocol, settings_.pool_mode,
                core::FormatAddress(backend_address_));
   return absl::OkStatus();
 }
 
-std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s,
-                                               UserTablePtr users) {
+std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s, UserTablePtr users) {
   std::vector<std::string> restart;
   if (s.protocol != settings_.protocol) restart.push_back("protocol");
   if (s.listen.host != settings_.listen.host || s.listen.port != settings_.listen.port) {
@@ -79,6 +79,30 @@ std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s,
 
 void ProxyInstance::Random(uint8_t* out, size_t len) { crypto::RandomBytes(out, len); }
 
+void ProxyInstance::Probe() {
+  const User* user = users_->First();
+  if (user == nullptr) {
+    return;
+  }
+  CancelTarget target;
+  target.backend = backend_address_;
+  target.timeout = settings_.server_connect_timeout;
+  target.protocol = protocol_;
+  target.login.user = user->backend_user;
+  target.login.password = user->backend_password;
+  target.login.database = user->backend_user;
+  target.login.random = [](uint8_t* out, size_t len) { crypto::RandomBytes(out, len); };
+  // The probe may outlive this proxy (a quick shutdown): it reaches it only through a weak token.
+  std::weak_ptr<ProxyInstance*> alive = alive_;
+  target.on_params = [alive](const codec::ParamList& params) {
+    auto self = alive.lock();
+    if (self != nullptr && (*self)->server_params_.empty() && !params.empty()) {
+      (*self)->server_params_ = params;
+    }
+  };
+  ProbeServer(loop_, target);
+}
+
 void ProxyInstance::Accept(uv_stream_t* server) {
   auto client = std::make_unique<ClientSession>(*this, next_client_id_++);
   absl::Status st = client->Accept(server);
@@ -97,8 +121,7 @@ void ProxyInstance::Accept(uv_stream_t* server) {
   if (clients_.size() > settings_.max_client_connections) {
     raw->FailWith(codec::ProxyError::kTooManyClients,
                   Cat("too many client connections to proxy \"", settings_.name,
-                               "\" (max_client_connections ", settings_.max_client_connections,
-                               ")"));
+                      "\" (max_client_connections ", settings_.max_client_connections, ")"));
   }
 }
 
@@ -223,7 +246,7 @@ void ProxyInstance::OnServerConnectFailed(ServerConn& server, std::string_view w
     pool.waiters.pop_front();
     client->FailWith(codec::ProxyError::kServerUnavailable,
                      Cat("wirepool could not connect to server ",
-                                  core::FormatAddress(backend_address_), ": ", why));
+                         core::FormatAddress(backend_address_), ": ", why));
   }
   OnServerClosed(server);
 }

@@ -31,10 +31,10 @@ struct Pool {
   std::string name;  // "proxy/user/key" (PostgreSQL: the database), for logs and errors
   std::string user;
   std::string key;
-  std::vector<ServerConn*> idle;         // most recently used last
-  std::deque<ClientSession*> waiters;    // FIFO
-  int connecting = 0;                    // servers being set up for waiters
-  int total = 0;                         // every open server of this pool
+  std::vector<ServerConn*> idle;       // most recently used last
+  std::deque<ClientSession*> waiters;  // FIFO
+  int connecting = 0;                  // servers being set up for waiters
+  int total = 0;                       // every open server of this pool
 };
 
 struct ProxyStats {
@@ -46,8 +46,8 @@ struct ProxyStats {
 
 class ProxyInstance {
  public:
-  ProxyInstance(core::EventLoop& loop, config::ProxySettings settings,
-                codec::ProtocolPtr protocol, UserTablePtr users);
+  ProxyInstance(core::EventLoop& loop, config::ProxySettings settings, codec::ProtocolPtr protocol,
+                UserTablePtr users);
   ~ProxyInstance();
 
   absl::Status Start();
@@ -96,6 +96,8 @@ class ProxyInstance {
 
  private:
   void Accept(uv_stream_t* server);
+  // Learns the backend's parameters before the first client needs them.
+  void Probe();
   void ServeWaiters(Pool& pool);
   void ServeAllWaiters();
   bool CloseIdleElsewhere(const Pool& except);
@@ -120,6 +122,7 @@ class ProxyInstance {
   bool draining_ = false;
   ProxyStats stats_;
   codec::ParamList server_params_;
+  std::shared_ptr<ProxyInstance*> alive_ = std::make_shared<ProxyInstance*>(this);
 };
 
 }  // namespace wirepool::proxy

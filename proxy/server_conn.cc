@@ -1,11 +1,11 @@
-#include "core/strings.h"
 #include "proxy/server_conn.h"
+#include "core/strings.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/log.h"
 #include "proxy/client_session.h"
 #include "proxy/proxy.h"
 #include "proxy/pump.h"
-#include "core/log.h"
 
 namespace wirepool::proxy {
 namespace {
@@ -133,8 +133,11 @@ void ServerConn::Detach() {
   if (state_ != State::kActive && state_ != State::kApplying) {
     return;
   }
-  if (state_ == State::kApplying || client == nullptr || !clean() || client->mid_request()) {
-    Close("client left mid-request or inside a transaction");
+  // A transaction left open is fine: the reset ends it. A request in flight is not: its answer
+  // would reach the next client.
+  if (state_ == State::kApplying || client == nullptr || outstanding_ != 0 ||
+      client->mid_request()) {
+    Close("client left in the middle of a request");
     return;
   }
   state_ = State::kResetting;

@@ -1,5 +1,5 @@
-#include "core/strings.h"
 #include "proxy/users.h"
+#include "core/strings.h"
 
 namespace wirepool::proxy {
 
@@ -11,6 +11,9 @@ UserTable::UserTable(const std::vector<config::UserSettings>& users) {
     user.secret.scram = u.scram;
     user.backend_user = u.backend_user.empty() ? u.name : u.backend_user;
     user.backend_password = u.backend_password.empty() ? u.password : u.backend_password;
+    if (first_.empty()) {
+      first_ = u.name;
+    }
     users_.emplace(u.name, std::move(user));
   }
 }

@@ -21,9 +21,12 @@ class UserTable {
  public:
   explicit UserTable(const std::vector<config::UserSettings>& users);
   const User* Find(std::string_view name) const;
+  // The first user of the config (for probing the backend), or nullptr.
+  const User* First() const { return first_.empty() ? nullptr : Find(first_); }
 
  private:
   absl::flat_hash_map<std::string, User> users_;
+  std::string first_;
 };
 
 using UserTablePtr = std::shared_ptr<const UserTable>;

@@ -1,5 +1,5 @@
-#include "core/strings.h"
 #include "codecs/postgres/server_codec.h"
+#include "core/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -208,7 +208,7 @@ Step ServerCodec::OnAuthRequest(ByteView body) {
     }
     default:
       return LoginFailed(Cat("server asks for authentication method ", *code,
-                                      ", which wirepool does not support"));
+                             ", which wirepool does not support"));
   }
 }
 
@@ -277,6 +277,7 @@ Step ServerCodec::OnRunning(ByteView in) {
         sink_.OnProtocolError(absl::DataLossError("server sent an invalid ReadyForQuery status"));
         return {Verdict::kStop};
       }
+      tx_ = tx;
       if (internal_pending_ > 0) {
         if (--internal_pending_ == 0) {
           auto error = std::move(internal_error_);
@@ -310,7 +311,12 @@ void ServerCodec::SendInternal(std::string_view sql) {
 
 void ServerCodec::SendReset() {
   applied_ = login_.params;
+  if (tx_ != TxState::kIdle) {
+    // DISCARD ALL cannot run inside a transaction block; a separate message ends it first.
+    SendInternal("ROLLBACK");
+  }
   SendInternal("DISCARD ALL");
+  tx_ = TxState::kIdle;
 }
 
 void ServerCodec::SendSetParameters(const ParamList& params) {
@@ -319,8 +325,7 @@ void ServerCodec::SendSetParameters(const ParamList& params) {
   }
   std::string sql;
   for (const auto& [name, value] : params) {
-    absl::StrAppend(&sql, "SET ", QuoteIdent(ToLower(name)), " TO ",
-                    QuoteLiteral(value), ";");
+    absl::StrAppend(&sql, "SET ", QuoteIdent(ToLower(name)), " TO ", QuoteLiteral(value), ";");
     auto it = FindParam(applied_, name);
     if (it != applied_.end()) {
       it->second = value;

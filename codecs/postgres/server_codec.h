@@ -44,7 +44,8 @@ class ServerCodec final : public codec::ServerCodec {
   ParamList applied_;  // set by the startup packet or by SendSetParameters since the last reset
   std::string cancel_key_;
   size_t forward_left_ = 0;
-  int internal_pending_ = 0;  // ReadyForQuery still owed to requests the codec sent itself
+  TxState tx_ = TxState::kIdle;  // as the last ReadyForQuery said
+  int internal_pending_ = 0;     // ReadyForQuery still owed to requests the codec sent itself
   std::unique_ptr<WireError> internal_error_;
 };
 
