@@ -1,10 +1,11 @@
-#include "core/strings.h"
 #include "proxy/runtime.h"
+#include "core/strings.h"
 
 #include <csignal>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "codecs/mysql/protocol.h"
 #include "codecs/postgres/protocol.h"
 #include "core/log.h"
 #include "spdlog/spdlog.h"
@@ -14,9 +15,11 @@ namespace wirepool::proxy {
 const codec::Registry& BuiltinCodecs() {
   static const codec::Registry* registry = [] {
     auto* r = new codec::Registry;
-    absl::Status st = codec::postgres::Register(*r);
-    if (!st.ok()) {
-      spdlog::critical("cannot register the postgres codec: {}", st.message());
+    for (auto registrar : {codec::postgres::Register, codec::mysql::Register}) {
+      absl::Status st = registrar(*r);
+      if (!st.ok()) {
+        spdlog::critical("cannot register a built-in codec: {}", st.message());
+      }
     }
     return r;
   }();
@@ -36,9 +39,8 @@ config::LoadOptions DefaultLoadOptions() {
       return std::string(p.DefaultClientAuth());
     }
     if (!p.SupportsClientAuth(client_auth)) {
-      return absl::InvalidArgumentError(Cat("client_auth '", client_auth,
-                                                     "' is not supported by protocol '", protocol,
-                                                     "'"));
+      return absl::InvalidArgumentError(
+          Cat("client_auth '", client_auth, "' is not supported by protocol '", protocol, "'"));
     }
     return std::string(client_auth);
   };
@@ -115,8 +117,8 @@ void Runtime::Reload() {
     }
     auto restart = proxy->Reload(*next, users);
     if (!restart.empty()) {
-      spdlog::warn("reload: proxy {} changes to {} need a restart and were not applied",
-                   next->name, absl::StrJoin(restart, ", "));
+      spdlog::warn("reload: proxy {} changes to {} need a restart and were not applied", next->name,
+                   absl::StrJoin(restart, ", "));
     }
   }
   for (const auto& ps : loaded->proxies) {
@@ -150,8 +152,8 @@ void Runtime::Drain() {
   for (auto& proxy : proxies_) {
     proxy->BeginDrain();
   }
-  drain_deadline_ms_ =
-      uv_now(loop_->get()) + static_cast<uint64_t>(absl::ToInt64Milliseconds(settings_.shutdown_timeout));
+  drain_deadline_ms_ = uv_now(loop_->get()) +
+                       static_cast<uint64_t>(absl::ToInt64Milliseconds(settings_.shutdown_timeout));
   drain_timer_ = std::make_unique<core::Timer>(loop_->get(), [this] { CheckDrained(); });
   drain_timer_->StartRepeating(absl::Milliseconds(50));
   CheckDrained();

@@ -91,6 +91,10 @@ enum Command : uint8_t {
   kComResetConnection = 0x1f,
 };
 
+// Set in a request tag (ClientCodecSink::OnRequestEnd) when the command spans several packets
+// (16 MiB or more): the server's answer then starts past sequence id 1.
+constexpr uint32_t kTagMultiPacket = 0x100;
+
 struct PacketHeader {
   uint32_t length;  // payload length
   uint8_t seq;
@@ -108,7 +112,7 @@ class Reader {
   std::optional<uint32_t> U24();
   std::optional<uint32_t> U32();
   std::optional<uint64_t> U64();
-  std::optional<uint64_t> LenencInt();          // nullopt on 0xff or truncation
+  std::optional<uint64_t> LenencInt();  // nullopt on 0xff or truncation
   std::optional<std::string_view> LenencString();
   std::optional<std::string_view> NulString();  // up to and without the NUL
   std::optional<std::string_view> Bytes(size_t n);

@@ -183,3 +183,153 @@ def proxy_users(env):
         (env["WP_PG_SCRAM_USER"], env["WP_PG_SCRAM_PASSWORD"]),
         (env["WP_PG_MD5_USER"], env["WP_PG_MD5_PASSWORD"]),
     ]
+
+
+# ---------------------------------------------------------------- MySQL / MariaDB
+# The MySQL tests need only the WP_MY_* variables (see mysqlhelpers.py), not
+# the PostgreSQL ones; their fixtures are prefixed my_.
+
+from mysqlhelpers import (  # noqa: E402
+    DIRECT_MODE_VAR,
+    HOW_TO_RUN_MY,
+    Target,
+    connect_my_direct,
+    direct_mode,
+    make_my_config,
+    read_my_env,
+)
+
+
+@pytest.fixture(scope="session")
+def my_env():
+    values, missing = read_my_env()
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: {HOW_TO_RUN_MY}", pytrace=False)
+    return values
+
+
+@pytest.fixture
+def my_users(my_env):
+    """The sandbox's mysql_native_password and ed25519 users as wirepool users."""
+    return [
+        (my_env["WP_MY_NATIVE_USER"], my_env["WP_MY_NATIVE_PASSWORD"]),
+        (my_env["WP_MY_ED25519_USER"], my_env["WP_MY_ED25519_PASSWORD"]),
+    ]
+
+
+@pytest.fixture
+def my_config(my_env, my_users):
+    """my_config(users=None, **proxy_overrides) -> dict with one mysql proxy 'my'
+    (users default to my_users); see mysqlhelpers.make_my_config."""
+
+    def build(users=None, **kw):
+        return make_my_config(my_env, my_users if users is None else users, **kw)
+
+    return build
+
+
+@pytest.fixture
+def my_wirepool(request, my_env, tmp_path):
+    """Like `wirepool`, for MySQL configs: my_wirepool(config, extra_env=None,
+    wait_for=None) starts WIREPOOL_BIN, waits for `proxy=my listening on ...`
+    and returns a Wirepool (.port('my')). Stopped at teardown; a wirepool that
+    died by itself or logged a sanitizer error fails the test."""
+    binary = my_env["WIREPOOL_BIN"]
+    started = []
+    request.node._wirepools = started
+
+    def start(cfg, extra_env=None, wait_for=None):
+        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+            pytest.fail(
+                f"wirepool binary {binary} is missing or not executable: build it "
+                f"first (tools/test builds it), or set WIREPOOL_BIN",
+                pytrace=False,
+            )
+        n = len(started)
+        cfg_path = tmp_path / f"my-wirepool-{n}.yaml"
+        cfg_path.write_text(config_text(cfg))
+        wp = Wirepool(binary, cfg_path, tmp_path / f"my-wirepool-{n}.log", extra_env)
+        started.append(wp)
+        if wait_for is None:
+            if isinstance(cfg, dict):
+                wait_for = [p["name"] for p in cfg.get("proxies", [])]
+            else:
+                wait_for = ["my"]
+        try:
+            wp.wait_listening(wait_for, timeout=10)
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
+        return wp
+
+    yield start
+
+    problems = []
+    for wp in started:
+        before = wp.stop()
+        if before is not None and not wp.stopped_on_purpose:
+            problems.append(f"wirepool pid {wp.pid} exited by itself with code {before}")
+        m = SANITIZER_RE.search(wp.log_text())
+        if m:
+            problems.append(f"wirepool pid {wp.pid} logged a sanitizer error: {m.group(0)}")
+    if problems:
+        tails = "\n\n".join(f"--- {wp.log_path}\n{wp.log_tail(80)}" for wp in started)
+        pytest.fail("; ".join(problems) + "\n" + tails, pytrace=False)
+
+
+@pytest.fixture
+def my_proxy(my_env, my_wirepool, my_config):
+    """Factory: my_proxy(users=None, **proxy_overrides) -> Target, a started
+    wirepool with one mysql proxy in front of the sandbox MariaDB. With
+    WP_MY_TEST_DIRECT=1 (a development aid) no wirepool is started and the
+    Target is MariaDB itself (target.proxied is False)."""
+
+    def start(users=None, **kw):
+        if direct_mode():
+            return Target(my_env["WP_MY_HOST"], my_env["WP_MY_PORT"], proxied=False)
+        wp = my_wirepool(my_config(users, **kw))
+        return Target("127.0.0.1", wp.port("my"), proxied=True, wp=wp)
+
+    return start
+
+
+@pytest.fixture
+def proxy_only():
+    """Call proxy_only(target, why) in tests of behaviour only wirepool has;
+    it skips only in the WP_MY_TEST_DIRECT development mode."""
+
+    def check(target, why):
+        if not target.proxied:
+            pytest.skip(f"{DIRECT_MODE_VAR}=1: {why} is wirepool behaviour")
+
+    return check
+
+
+@pytest.fixture
+def my_admin(my_env):
+    """A direct admin connection to MariaDB (autocommit, WP_MY_DB)."""
+    conn = connect_my_direct(my_env)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def my_table(my_env):
+    """Factory: my_table() -> a fresh table name (not created) in WP_MY_DB;
+    every name handed out is dropped at teardown."""
+    names = []
+
+    def factory(prefix="wpt"):
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        names.append(name)
+        return name
+
+    yield factory
+
+    if names:
+        conn = connect_my_direct(my_env)
+        try:
+            with conn.cursor() as cur:
+                for name in names:
+                    cur.execute(f"DROP TABLE IF EXISTS `{name}`")
+        finally:
+            conn.close()

@@ -1,0 +1,125 @@
+#pragma once
+
+// The client side of a MySQL / MariaDB connection: the proxy plays the server. The proxy speaks
+// first (HandshakeV10), reads the client's HandshakeResponse41, verifies the password itself
+// (mysql_native_password or caching_sha2_password, with AuthSwitchRequest between them and
+// caching_sha2 full authentication over RSA), waits for the proxy to log the client in, and then
+// frames commands: packets are forwarded unchanged and streamed, never buffered whole, except the
+// few the codec must read (login packets, short COM_QUERY for KILL, COM_PROCESS_KILL).
+//
+// Split by message family: client_codec.cc (handshake, login packet, dispatch, errors),
+// client_auth.cc (the auth exchange), client_command.cc (commands while running).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "codecs/api/codec.h"
+#include "codecs/mysql/wire.h"
+
+namespace wirepool::codec::mysql {
+
+// The capabilities the proxy offers a client (before server_params "capabilities" narrows them).
+// No kSsl and no kCompress: TLS and compression come later.
+constexpr uint32_t kProxyCapabilities =
+    kLongPassword | kFoundRows | kLongFlag | kConnectWithDb | kNoSchema | kLocalFiles |
+    kIgnoreSpace | kProtocol41 | kInteractive | kIgnoreSigpipe | kTransactions | kSecureConnection |
+    kMultiStatements | kMultiResults | kPsMultiResults | kPluginAuth | kConnectAttrs |
+    kPluginAuthLenencClientData | kSessionTrack | kDeprecateEof;
+
+// Client flags that change what a server sends back: clients that differ in them never share a
+// server connection (they are part of StartupInfo::pool_key).
+constexpr uint32_t kPoolKeyCapabilities = kFoundRows | kIgnoreSpace | kInteractive | kLocalFiles |
+                                          kMultiStatements | kMultiResults | kPsMultiResults |
+                                          kDeprecateEof | kSessionTrack | kNoSchema | kLongFlag;
+
+constexpr std::string_view kNativePassword = "mysql_native_password";
+constexpr std::string_view kCachingSha2Password = "caching_sha2_password";
+
+class ClientCodec final : public codec::ClientCodec {
+ public:
+  ClientCodec(const ClientCodecOptions& options, ClientCodecSink& sink);
+
+  void Start() override;
+  Step OnBytes(ByteView in) override;
+  void BeginAuth(const UserSecret* secret) override;
+  void CompleteLogin(const ParamList& server_params) override;
+  std::string CancelKey() const override;
+  bool MidRequest() const override { return mid_request_ || forward_left_ > 0; }
+  void SendError(ProxyError error, std::string_view message) override;
+  void SendServerError(const WireError& error) override;
+  void AnswerKill(bool found, std::string_view target_key) override;
+
+ private:
+  enum class State {
+    kInit,         // Start() not called yet
+    kHandshake,    // HandshakeV10 sent; waiting for HandshakeResponse41
+    kAwaitAuth,    // OnStartup reported; waiting for BeginAuth
+    kAuthSwitch,   // AuthSwitchRequest sent; waiting for the client's auth data
+    kFullAuth,     // caching_sha2 "perform full authentication" sent; waiting for a key request
+    kRsaPassword,  // our RSA public key sent; waiting for the encrypted password
+    kAwaitLogin,   // authenticated; waiting for CompleteLogin
+    kRunning,
+    kDone,
+  };
+
+  // What the packets of the current logical packet belong to while running.
+  enum class Traffic { kCommand, kInfile };
+
+  // Login (client_codec.cc).
+  Step OnLoginBytes(ByteView in);
+  Step OnHandshakeResponse(ByteView payload);
+  // Auth (client_auth.cc).
+  Step OnAuthPacket(ByteView payload);
+  Step VerifyResponse(std::string_view response);
+  Step CheckNative(std::string_view response);
+  Step CheckCachingSha2(std::string_view response);
+  Step OnFullAuthPacket(ByteView payload);
+  Step OnRsaPassword(ByteView payload);
+  Step FailAuth(std::string_view reason, bool used_password);
+  Step AuthSucceeded();
+  // Running (client_command.cc).
+  Step OnRunning(ByteView in);
+  Step OnCommand(ByteView in, const PacketHeader& header);
+  Step OnQueryPacket(ByteView in, const PacketHeader& header);
+  Step OnProcessKill(ByteView in, const PacketHeader& header);
+  Step ForwardPacket(ByteView in, const PacketHeader& header);
+
+  // Sends one packet of the current exchange (the next sequence id).
+  void SendPacket(std::string_view payload);
+  // The sequence id the client expects on the next packet it reads from us.
+  uint8_t NextSeqForClient() const;
+  Step Violation(std::string_view message);
+  Step Refuse(ProxyError error, std::string_view message, absl::Status status);
+
+  ClientCodecOptions options_;
+  ClientCodecSink& sink_;
+  State state_ = State::kInit;
+
+  // Handshake and login.
+  std::string scramble_;      // the 20 bytes of our HandshakeV10 (and AuthSwitchRequest)
+  std::string auth_plugin_;   // options_.auth_method, or mysql_native_password
+  uint32_t server_caps_ = 0;  // what we offered
+  uint32_t client_caps_ = 0;  // what the client said it can do
+  uint8_t charset_ = 45;
+  std::string user_;
+  std::string client_plugin_;  // the plugin the client's first auth response is for
+  std::string auth_response_;  // that response
+  bool has_secret_ = false;
+  std::string password_;
+  size_t startup_bytes_ = 0;
+
+  // Sequence ids: `seq_` is the id of the next packet of the current exchange, whoever sends it;
+  // `awaiting_client_` is true while the client owes the next packet (so an error we send before
+  // it arrives must carry the id the client will expect after answering).
+  uint8_t seq_ = 0;
+  bool awaiting_client_ = false;
+
+  // Running.
+  size_t forward_left_ = 0;  // payload bytes of the current packet still to forward
+  bool continued_ = false;   // the last packet was 0xffffff long: the next one continues it
+  Traffic traffic_ = Traffic::kCommand;
+  bool mid_request_ = false;
+};
+
+}  // namespace wirepool::codec::mysql

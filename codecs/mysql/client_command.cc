@@ -1,0 +1,260 @@
+// The client side of a MySQL connection: commands while running. A client packet with sequence
+// id 0 starts a command (its first payload byte says which); packets with another id belong to
+// the current exchange: the continuation of a payload of 16 MiB or more, or the file of a LOAD
+// DATA LOCAL INFILE the server asked for. Packets are streamed: only the few the codec must read
+// (a short COM_QUERY that may be a KILL, COM_PROCESS_KILL) are waited for whole.
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codecs/mysql/client_codec.h"
+#include "codecs/mysql/wire.h"
+#include "core/strings.h"
+
+namespace wirepool::codec::mysql {
+namespace {
+
+// A COM_QUERY up to this size is read whole to see whether it is a KILL.
+constexpr size_t kMaxKillPayload = 256;
+constexpr size_t kProcessKillPayload = 5;  // command byte + u32 connection id
+
+// Replication commands turn a connection into a stream the proxy cannot pool.
+constexpr uint8_t kComBinlogDump = 0x12;
+constexpr uint8_t kComRegisterSlave = 0x15;
+constexpr uint8_t kComBinlogDumpGtid = 0x1e;
+
+bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+
+bool IsIdentifierChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && IsSpace(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+struct KillStatement {
+  bool is_kill = false;  // the statement starts with the keyword KILL
+  bool parsed = false;   // ... and is one of the forms the proxy handles
+  std::string target;    // the connection id, without leading zeros
+  bool whole_connection = true;
+};
+
+// Recognises `KILL [HARD|SOFT] [QUERY|CONNECTION] <digits>` (any case, surrounding whitespace, an
+// optional trailing ';'). Other statements that start with KILL (KILL USER, KILL QUERY ID, ...)
+// come back with is_kill set and parsed clear.
+KillStatement ParseKill(std::string_view sql) {
+  KillStatement kill;
+  sql = Trim(sql);
+  if (sql.size() < 4 || !EqualsIgnoreCase(sql.substr(0, 4), "kill") ||
+      (sql.size() > 4 && IsIdentifierChar(sql[4]))) {
+    return kill;
+  }
+  kill.is_kill = true;
+  if (sql.back() == ';') {
+    sql = Trim(sql.substr(0, sql.size() - 1));
+  }
+  std::vector<std::string_view> words;
+  while (!sql.empty()) {
+    size_t end = 0;
+    while (end < sql.size() && !IsSpace(sql[end])) {
+      ++end;
+    }
+    words.push_back(sql.substr(0, end));
+    sql = Trim(sql.substr(end));
+  }
+  size_t i = 1;
+  if (i < words.size() &&
+      (EqualsIgnoreCase(words[i], "hard") || EqualsIgnoreCase(words[i], "soft"))) {
+    ++i;
+  }
+  if (i < words.size() && EqualsIgnoreCase(words[i], "query")) {
+    kill.whole_connection = false;
+    ++i;
+  } else if (i < words.size() && EqualsIgnoreCase(words[i], "connection")) {
+    ++i;
+  }
+  if (i + 1 != words.size() || !EqualsIgnoreCase(words[0], "kill")) {
+    return kill;
+  }
+  std::string_view id = words[i];
+  if (id.empty() ||
+      !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return kill;
+  }
+  while (id.size() > 1 && id.front() == '0') {
+    id.remove_prefix(1);
+  }
+  kill.parsed = true;
+  kill.target = std::string(id);
+  return kill;
+}
+
+}  // namespace
+
+Step ClientCodec::OnRunning(ByteView in) {
+  if (forward_left_ > 0) {
+    size_t n = std::min(forward_left_, in.size());
+    forward_left_ -= n;
+    return {Verdict::kForward, n};
+  }
+  auto header = ReadHeader(in);
+  if (!header) {
+    return {Verdict::kNeedMore, kHeaderLen};
+  }
+  seq_ = static_cast<uint8_t>(header->seq + 1);
+  awaiting_client_ = false;
+  if (continued_) {
+    return ForwardPacket(in, *header);  // the rest of a payload of 16 MiB or more
+  }
+  if (header->seq != 0 || (traffic_ == Traffic::kInfile && mid_request_)) {
+    // Not a command: the file of a LOAD DATA LOCAL INFILE the server asked for, ended by an
+    // empty packet (its sequence ids wrap through 0 after 256 packets). The server checks it;
+    // the proxy only keeps the connection busy until then.
+    traffic_ = Traffic::kInfile;
+    return ForwardPacket(in, *header);
+  }
+  traffic_ = Traffic::kCommand;
+  return OnCommand(in, *header);
+}
+
+Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
+  if (header.length == 0) {
+    // The server reads an empty command as COM_SLEEP and answers it with an error.
+    sink_.OnRequestEnd(kComSleep);
+    return ForwardPacket(in, header);
+  }
+  if (in.size() < kHeaderLen + 1) {
+    return {Verdict::kNeedMore, kHeaderLen + 1};
+  }
+  uint8_t command = in[kHeaderLen];
+  switch (command) {
+    case kComQuit:
+      state_ = State::kDone;
+      sink_.OnTerminate();
+      return {Verdict::kStop};
+    case kComQuery:
+      if (header.length <= kMaxKillPayload) {
+        return OnQueryPacket(in, header);
+      }
+      break;
+    case kComProcessKill:
+      return OnProcessKill(in, header);
+    case kComChangeUser:
+      // COM_CHANGE_USER will re-authenticate at the proxy and move the client to that user's
+      // pool (issue 3); until that is built it is refused rather than passed to a shared server.
+      return Refuse(ProxyError::kNotSupported, "COM_CHANGE_USER is not supported by wirepool yet",
+                    absl::UnimplementedError("COM_CHANGE_USER refused"));
+    case kComBinlogDump:
+    case kComRegisterSlave:
+    case kComBinlogDumpGtid:
+      return Refuse(ProxyError::kNotSupported,
+                    "replication connections are not supported by wirepool",
+                    absl::UnimplementedError("replication command refused"));
+    case kComStmtClose:
+    case kComStmtSendLongData:
+      return ForwardPacket(in, header);  // no response: not a request the server answers
+    default:
+      break;
+  }
+  sink_.OnRequestEnd(header.length == kMaxPayload ? command | kTagMultiPacket : command);
+  if (state_ == State::kDone) {
+    return {Verdict::kStop};
+  }
+  return ForwardPacket(in, header);
+}
+
+Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
+  size_t total = kHeaderLen + header.length;
+  if (in.size() < total) {
+    return {Verdict::kNeedMore, total};
+  }
+  std::string_view sql(reinterpret_cast<const char*>(in.data()) + kHeaderLen + 1,
+                       header.length - 1);
+  KillStatement kill = ParseKill(sql);
+  if (!kill.is_kill) {
+    sink_.OnRequestEnd(kComQuery);
+    if (state_ == State::kDone) {
+      return {Verdict::kStop};
+    }
+    return ForwardPacket(in, header);
+  }
+  if (!kill.parsed) {
+    // Never passed on: a server would read the proxy's connection ids as its own threads.
+    SendError(ProxyError::kNotSupported,
+              "wirepool supports only KILL [QUERY | CONNECTION] <id> with one of its own "
+              "connection ids");
+    return {Verdict::kConsume, total};
+  }
+  sink_.OnKill(kill.target, kill.whole_connection);
+  if (state_ == State::kDone) {
+    return {Verdict::kStop};
+  }
+  return {Verdict::kConsume, total};
+}
+
+Step ClientCodec::OnProcessKill(ByteView in, const PacketHeader& header) {
+  if (header.length != kProcessKillPayload) {
+    return Violation(Cat("malformed COM_PROCESS_KILL packet of ", header.length, " bytes"));
+  }
+  size_t total = kHeaderLen + header.length;
+  if (in.size() < total) {
+    return {Verdict::kNeedMore, total};
+  }
+  Reader r(in.subspan(kHeaderLen + 1, header.length - 1));
+  uint32_t id = *r.U32();
+  sink_.OnKill(std::to_string(id), /*whole_connection=*/true);
+  if (state_ == State::kDone) {
+    return {Verdict::kStop};
+  }
+  return {Verdict::kConsume, total};
+}
+
+Step ClientCodec::ForwardPacket(ByteView in, const PacketHeader& header) {
+  bool starts_logical_packet = !continued_;
+  continued_ = header.length == kMaxPayload;
+  if (continued_) {
+    mid_request_ = true;
+  } else if (traffic_ == Traffic::kCommand) {
+    mid_request_ = false;  // the command's last packet
+  } else {
+    // LOCAL INFILE data: an empty logical packet ends the file.
+    mid_request_ = !(starts_logical_packet && header.length == 0);
+  }
+  size_t total = kHeaderLen + header.length;
+  size_t n = std::min(total, in.size());
+  forward_left_ = total - n;
+  return {Verdict::kForward, n};
+}
+
+void ClientCodec::AnswerKill(bool found, std::string_view target_key) {
+  if (state_ != State::kRunning) {
+    return;
+  }
+  if (found) {
+    OkPacket ok;
+    ok.status = kStatusAutocommit;
+    SendPacket(OkPayload(ok, client_caps_ & server_caps_));
+    return;
+  }
+  SendPacket(ErrPayload(1094, "HY000", Cat("Unknown thread id: ", target_key)));
+}
+
+}  // namespace wirepool::codec::mysql

@@ -1,0 +1,171 @@
+#pragma once
+
+// The server side of a MySQL / MariaDB connection: the proxy plays the client. Login (Handshake
+// v10 answered with HandshakeResponse41; mysql_native_password, caching_sha2_password,
+// client_ed25519 and mysql_clear_password with the proxy's stored credentials, AuthSwitchRequest
+// between them), then framing of the server's responses: each client request announced with
+// ExpectResponse is answered by one response whose grammar depends on the command; the OK / EOF
+// status flags at its end give the transaction state. Everything is forwarded unchanged (sequence
+// ids too) except the responses to requests the codec sent itself, which are consumed. Packets
+// the codec does not need to read (rows, column definitions) are forwarded in pieces as they
+// arrive, so a 16 MiB row is never held whole.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "codecs/api/codec.h"
+#include "codecs/mysql/wire.h"
+
+namespace wirepool::codec::mysql {
+
+class ServerCodec final : public codec::ServerCodec {
+ public:
+  // Client flags asked for when the login options carry no "client_flags" (before the
+  // intersection with what the server offers).
+  static constexpr uint32_t kDefaultClientFlags =
+      kLongPassword | kLongFlag | kProtocol41 | kTransactions | kSecureConnection |
+      kMultiStatements | kMultiResults | kPsMultiResults | kPluginAuth |
+      kPluginAuthLenencClientData | kDeprecateEof | kSessionTrack;
+
+  ServerCodec(const ServerLogin& login, ServerCodecSink& sink);
+  ~ServerCodec() override;
+
+  void Start() override;
+  Step OnBytes(ByteView in) override;
+  const ParamList& Parameters() const override { return params_; }
+  std::string CancelKey() const override { return cancel_key_; }
+  void ExpectResponse(uint32_t tag) override;
+  void SendInternalQuery(std::string_view sql) override;
+  void SendReset() override;
+  void SendSetParameters(const ParamList& params) override;
+  ParamList ParametersToApply(const ParamList& wanted) const override;
+
+  // The client flags sent in the HandshakeResponse41 (valid once it was sent).
+  uint32_t client_flags() const { return client_flags_; }
+
+ private:
+  enum class State { kIdle, kHandshake, kAuth, kRunning, kDone };
+
+  // Where a caching_sha2_password exchange stands.
+  enum class Sha2 { kNone, kScrambleSent, kKeyRequested };
+
+  // What the next packet of the current response may be.
+  enum class Phase {
+    kFirst,              // first packet of a (result of a) COM_QUERY / COM_STMT_EXECUTE response
+    kColumnDefs,         // column definitions of a result set, counted
+    kColumnsEof,         // the EOF after them (without CLIENT_DEPRECATE_EOF)
+    kRows,               // rows until EOF / OK-0xfe / ERR
+    kInfileReply,        // the OK / ERR after the client sent a LOCAL INFILE's data
+    kPrepareFirst,       // ERR or the COM_STMT_PREPARE OK
+    kPrepareParams,      // parameter definitions, counted
+    kPrepareParamsEof,   // the EOF after them (without CLIENT_DEPRECATE_EOF)
+    kPrepareColumns,     // column definitions, counted
+    kPrepareColumnsEof,  // the EOF after them (without CLIENT_DEPRECATE_EOF)
+    kFetchRows,          // COM_STMT_FETCH: rows until EOF / OK-0xfe / ERR
+    kFieldList,          // COM_FIELD_LIST: column definitions until EOF / OK-0xfe / ERR
+    kStatistics,         // COM_STATISTICS: one packet
+    kSimple,             // OK / ERR / EOF
+  };
+
+  // A request whose response is on its way, in the order the server answers them.
+  struct Pending {
+    uint32_t command;           // the command byte (ClientCodecSink::OnRequestEnd's tag)
+    bool internal;              // sent by the codec itself: its response is consumed
+    std::string schema;         // the database of an internal COM_INIT_DB
+    bool multi_packet = false;  // the command spanned packets: its answer's first id is unknown
+  };
+
+  // The flags that decide the server's framing (what both sides have).
+  uint32_t caps() const { return client_flags_ & server_caps_; }
+  // A WireError from a whole ERR packet (header included).
+  static WireError ServerError(ByteView packet, bool fatal);
+  void SetParameter(std::string_view name, std::string_view value);
+  void SendPacket(std::string_view payload, uint8_t seq);
+  // Takes the status flags and session-state changes of an OK packet; `report` passes changed
+  // system variables to the sink. True when the OK named the current schema.
+  bool ApplyOk(const OkPacket& ok, bool report);
+  void SendInternal(uint8_t command, std::string_view arg, std::string schema);
+
+  // ---- login (server_login.cc) ----
+  Step OnLoginBytes(ByteView in);
+  Step OnHandshake(ByteView packet);
+  Step OnAuthReply(ByteView packet);
+  Step OnAuthSwitch(ByteView payload);
+  Step OnAuthMoreData(ByteView payload);
+  Step OnLoginOk(ByteView payload);
+  // The current plugin's answer to the current scramble; Unimplemented for a plugin wirepool
+  // lacks.
+  absl::StatusOr<std::string> AuthResponse() const;
+  Step LoginFailed(const absl::Status& status);
+  Step LoginFailed(MysqlError error, std::string_view message);
+
+  // ---- responses (server_response.cc) ----
+  static Phase FirstPhase(uint32_t command);
+  Step OnRunning(ByteView in);
+  // Whether a logical packet must be read whole, given its first payload byte.
+  bool NeedsWhole(uint8_t first, uint32_t length) const;
+  // Whether the opaque packet about to start is the last of the response.
+  bool OpaqueEndsResponse() const;
+  // Starts an opaque logical packet (advancing the phase) and passes what is there of it.
+  Step StartOpaque(ByteView in, uint32_t length);
+  // Passes the physical packet at the front of `in`, or as much of it as there is.
+  Step PassOpaque(ByteView in, uint32_t length);
+  Step ContinuePacket(ByteView in);
+  void MaybeEndAfterPacket();
+  // A packet read whole (header included); false after a protocol error.
+  bool OnWholePacket(ByteView packet);
+  bool OnResultOkOrErr(ByteView packet);
+  bool OnLocalInfile(uint8_t seq);
+  void AfterPrepareParams();
+  // The status of an EOF or (with CLIENT_DEPRECATE_EOF) an OK-0xfe; nullopt if neither.
+  std::optional<uint16_t> TerminatorStatus(ByteView payload);
+  void RecordError(ByteView packet);
+  // The current response is complete: report it and go on with the next.
+  void EndResponse();
+  Verdict PassVerdict() const;
+  bool Fail(std::string_view message);
+  Step ProtocolError(std::string_view message);
+
+  ServerLogin login_;
+  ServerCodecSink& sink_;
+  State state_ = State::kIdle;
+  ParamList params_;
+  std::string cancel_key_;
+
+  // Login.
+  uint32_t server_caps_ = 0;
+  uint32_t client_flags_ = 0;
+  uint16_t status_ = 0;  // the last status flags the server reported
+  std::string plugin_;
+  std::string scramble_;
+  Sha2 sha2_ = Sha2::kNone;
+  uint8_t login_seq_ = 0;  // the sequence id the server's next login packet must carry
+
+  // Responses.
+  std::deque<Pending> pending_;
+  bool response_started_ = false;  // the first packet of pending_.front()'s response arrived
+  Phase phase_ = Phase::kFirst;
+  uint8_t next_seq_ = 1;
+  bool seq_known_ = true;
+  uint64_t left_ = 0;  // column / parameter definitions still to come
+  uint32_t prepare_columns_ = 0;
+  bool rows_started_ = false;  // a row of the current result set has passed
+  size_t packet_left_ = 0;     // bytes of the current physical packet not passed yet
+  bool continues_ = false;     // the current logical packet continues in the next physical one
+  bool end_after_packet_ = false;
+  std::unique_ptr<WireError> internal_error_;
+
+  // Schema: what the codec knows this connection has selected.
+  bool schema_known_ = false;
+  std::string schema_;
+  bool tracking_schema_ = false;  // the server reports schema changes (session tracking)
+};
+
+}  // namespace wirepool::codec::mysql
