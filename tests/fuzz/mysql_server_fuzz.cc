@@ -1,0 +1,327 @@
+// libFuzzer target: mysql::ServerCodec (the proxy playing the client to a backend) after Start(),
+// driven the way proxy/pump.h drives it, by a sink that answers like the proxy.
+//
+// Input layout:
+//   byte 0     flags: bits 0-1 the login option "client_flags" (none, the flags of
+//              server_codec_live_eof.txt, the defaults without CLIENT_DEPRECATE_EOF and
+//              CLIENT_SESSION_TRACK, the defaults with CLIENT_LOCAL_FILES); bit 2 SendReset, bit 3
+//              SendSetParameters({schema, x}) (when ParametersToApply says so), bit 4
+//              SendInternalQuery, each when the server is idle after a response; bit 5 ask
+//              ParametersToApply after each Step; bit 6 announce requests between any two Steps
+//              (pipelining), not only when the server is idle
+//   byte 1     chunking: 0 whole, 1 byte by byte, else seeded pseudo-random chunk sizes
+//   bytes 2-5  what the injected RandomFn yields first; a counter pattern (0x10, 0x11, ...) follows
+//   byte 6     n, the number of request tags that follow
+//   n bytes    request tags, used in turn (and again from the first when used up; COM_QUERY when
+//              n is 0): the low 6 bits are the command byte (COM_QUERY 0x03, COM_FIELD_LIST 0x04,
+//              COM_STATISTICS 0x09, COM_STMT_PREPARE 0x16, COM_STMT_EXECUTE 0x17, ...), bit 7 adds
+//              kTagMultiPacket, bit 6 announces the next tag at once as well
+//   the rest   the bytes the server sends
+// The codec logs in as user "fixture", password "fixture-pw", database wp_db. The seed corpus
+// (tests/fuzz/corpus/mysql_server_fuzz/) holds the S streams of the golden fixtures with the
+// commands of their C streams as tags.
+//
+// Invariants (a violation traps): a Step never forwards or consumes more bytes than it was given,
+// nor zero bytes; kNeedMore asks for more than is available; a terminal sink event (OnLoginFailed,
+// OnProtocolError) comes with kStop from the same Step and kStop comes with one; login completes
+// at most once and before any response; OnReadyForQuery only while a client request is
+// outstanding and OnInternalDone only while a request of the codec's own is; nothing is forwarded
+// before login; everything sent to the server is whole, well-framed packets; the codec never
+// pauses; nothing is fed after kStop. Each Step sees a fresh heap copy of exactly the unconsumed
+// bytes.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codecs/api/codec.h"
+#include "codecs/mysql/server_codec.h"
+#include "codecs/mysql/wire.h"
+
+namespace {
+
+using wirepool::codec::ByteView;
+using wirepool::codec::ParamList;
+using wirepool::codec::RandomFn;
+using wirepool::codec::ServerLogin;
+using wirepool::codec::Step;
+using wirepool::codec::TxState;
+using wirepool::codec::Verdict;
+using wirepool::codec::WireError;
+namespace mysql = wirepool::codec::mysql;
+
+[[noreturn]] void Fail(const char* what) {
+  std::fprintf(stderr, "invariant violated: %s\n", what);
+  std::fflush(stderr);
+  __builtin_trap();
+}
+
+void Check(bool ok, const char* what) {
+  if (!ok) {
+    Fail(what);
+  }
+}
+
+size_t ReadU24(const uint8_t* p) {
+  return size_t{p[0]} | (size_t{p[1]} << 8) | (size_t{p[2]} << 16);
+}
+
+// Whole MySQL packets: a 3-byte little-endian length that covers exactly the payload after the
+// sequence id. An empty packet (the refusal of a LOCAL INFILE) is allowed.
+void CheckFraming(std::string_view bytes, const char* what) {
+  Check(!bytes.empty(), what);
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    Check(bytes.size() - pos >= 4, what);
+    size_t len = ReadU24(p + pos);
+    Check(bytes.size() - pos - 4 >= len, what);
+    pos += 4 + len;
+  }
+}
+
+RandomFn FuzzRandom(std::string prefix) {
+  struct State {
+    std::string prefix;
+    size_t pos = 0;
+    uint8_t counter = 0x10;
+  };
+  auto state = std::make_shared<State>();
+  state->prefix = std::move(prefix);
+  return [state](uint8_t* out, size_t len) {
+    for (size_t i = 0; i < len; ++i) {
+      out[i] = state->pos < state->prefix.size() ? static_cast<uint8_t>(state->prefix[state->pos++])
+                                                 : state->counter++;
+    }
+  };
+}
+
+std::string ClientFlagsOption(uint8_t choice) {
+  constexpr uint32_t kDefaults = mysql::ServerCodec::kDefaultClientFlags;
+  switch (choice & 3) {
+    case 1:
+      return "11510405";  // server_codec_live_eof.txt
+    case 2:
+      return std::to_string(kDefaults & ~(mysql::kDeprecateEof | mysql::kSessionTrack));
+    case 3:
+      return std::to_string(kDefaults | mysql::kLocalFiles);
+    default:
+      return "";
+  }
+}
+
+class Harness final : public wirepool::codec::ServerCodecSink {
+ public:
+  Harness(uint8_t flags, std::string random_prefix, std::vector<uint8_t> tags)
+      : flags_(flags), tags_(std::move(tags)) {
+    ServerLogin login;
+    login.user = "fixture";
+    login.password = "fixture-pw";
+    login.database = "wp_db";
+    std::string client_flags = ClientFlagsOption(flags);
+    if (!client_flags.empty()) {
+      login.options = {{"client_flags", client_flags}, {"charset", "45"}};
+    }
+    login.random = FuzzRandom(std::move(random_prefix));
+    codec_ = std::make_unique<mysql::ServerCodec>(login, *this);
+    codec_->Start();
+    Check(sent_ == 0, "Start sent something before the server's handshake");
+  }
+
+  bool stopped() const { return stopped_; }
+
+  void Feed(const uint8_t* data, size_t len) {
+    Check(!stopped_, "fed after kStop");
+    buf_.insert(buf_.end(), data, data + len);
+    while (!stopped_ && Turn()) {
+    }
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+    pos_ = 0;
+  }
+
+  // Sink.
+  void SendToServer(std::string_view bytes) override {
+    CheckFraming(bytes, "SendToServer: bad framing");
+    ++sent_;
+  }
+  void OnLoginComplete() override {
+    Check(!logged_in_, "OnLoginComplete twice");
+    logged_in_ = true;
+    idle_ = true;
+    (void)codec_->CancelKey();
+    (void)codec_->Parameters();
+  }
+  void OnLoginFailed(const WireError& error) override {
+    Check(!logged_in_, "OnLoginFailed after login");
+    CheckFraming(error.raw, "OnLoginFailed: bad framing");
+    Check(error.raw.size() > 4 && static_cast<uint8_t>(error.raw[4]) == 0xff,
+          "OnLoginFailed without an ERR packet");
+    ++terminal_;
+  }
+  void OnReadyForQuery(TxState) override {
+    Check(logged_in_, "OnReadyForQuery before login");
+    Check(client_outstanding_ > 0, "OnReadyForQuery with no client request outstanding");
+    --client_outstanding_;
+    idle_ = true;
+  }
+  void OnParameterStatus(std::string_view, std::string_view) override {
+    Check(logged_in_, "OnParameterStatus before login");
+  }
+  void OnInternalDone(const WireError* error) override {
+    Check(internal_outstanding_ > 0, "OnInternalDone with nothing outstanding");
+    --internal_outstanding_;
+    if (error != nullptr) {
+      Check(error->raw.size() > 4 && static_cast<uint8_t>(error->raw[4]) == 0xff,
+            "internal error without an ERR packet");
+    }
+    idle_ = true;
+  }
+  void OnProtocolError(const absl::Status& status) override {
+    Check(!status.ok(), "OnProtocolError with OK status");
+    ++terminal_;
+  }
+
+ private:
+  void ExpectNext() {
+    uint8_t tag = tags_.empty() ? mysql::kComQuery : tags_[next_tag_++ % tags_.size()];
+    uint32_t command = tag & 0x3f;
+    if ((tag & 0x80) != 0) {
+      command |= mysql::kTagMultiPacket;
+    }
+    ++issued_;
+    uint32_t byte = command & 0xff;
+    if (byte != mysql::kComQuit && byte != mysql::kComStmtClose &&
+        byte != mysql::kComStmtSendLongData) {
+      ++client_outstanding_;
+    }
+    codec_->ExpectResponse(command);
+    if ((tag & 0x40) != 0 && issued_ < 4096) {
+      ExpectNext();
+    }
+  }
+
+  // The proxy's requests get a turn between Steps: the client's next request (when the server is
+  // idle, or at any time with pipelining), and the codec's own requests when it is idle.
+  void Answer() {
+    if (!logged_in_ || issued_ >= 4096) {
+      return;
+    }
+    bool idle = idle_ && client_outstanding_ == 0 && internal_outstanding_ == 0;
+    if (idle) {
+      idle_ = false;
+      if ((flags_ & 4) != 0 && internals_ < 8) {
+        ++internals_;
+        ++internal_outstanding_;
+        codec_->SendReset();
+      }
+      if ((flags_ & 8) != 0 && internals_ < 8) {
+        ++internals_;
+        ParamList todo = codec_->ParametersToApply({{"schema", "x"}});
+        if (!todo.empty()) {
+          ++internal_outstanding_;
+          codec_->SendSetParameters(todo);
+        }
+      }
+      if ((flags_ & 16) != 0 && internals_ < 8) {
+        ++internals_;
+        ++internal_outstanding_;
+        codec_->SendInternalQuery("SELECT 1");
+      }
+      ExpectNext();
+    } else if ((flags_ & 64) != 0 && client_outstanding_ < 4) {
+      ExpectNext();
+    }
+  }
+
+  // One Step; false when the pump yields.
+  bool Turn() {
+    Answer();
+    size_t avail = buf_.size() - pos_;
+    if (avail == 0) {
+      return false;
+    }
+    std::unique_ptr<uint8_t[]> copy(new uint8_t[avail]);
+    std::memcpy(copy.get(), buf_.data() + pos_, avail);
+    int terminal_before = terminal_;
+    bool logged_in_before = logged_in_;
+    Step s = codec_->OnBytes(ByteView(copy.get(), avail));
+    copy.reset();
+    bool terminal = terminal_ != terminal_before;
+    Check(!terminal || s.verdict == Verdict::kStop, "terminal sink event without kStop");
+    Check(terminal_ <= 1, "more than one terminal event");
+    if ((flags_ & 32) != 0) {
+      (void)codec_->ParametersToApply({{"schema", "wp_db"}});
+    }
+    switch (s.verdict) {
+      case Verdict::kNeedMore:
+        Check(s.bytes > avail, "kNeedMore asks for no more than is available");
+        return false;
+      case Verdict::kForward:
+        Check(logged_in_before, "forwarded a login packet");
+        [[fallthrough]];
+      case Verdict::kConsume:
+        Check(s.bytes > 0, "Step took zero bytes");
+        Check(s.bytes <= avail, "Step took more bytes than given");
+        pos_ += s.bytes;
+        return true;
+      case Verdict::kPause:
+        Fail("the server codec never waits for the proxy");
+      case Verdict::kStop:
+        Check(terminal, "kStop without a terminal sink event");
+        stopped_ = true;
+        return false;
+    }
+    Fail("unknown verdict");
+  }
+
+  uint8_t flags_;
+  std::vector<uint8_t> tags_;
+  size_t next_tag_ = 0;
+  std::unique_ptr<mysql::ServerCodec> codec_;
+  std::vector<uint8_t> buf_;
+  size_t pos_ = 0;
+  bool stopped_ = false;
+  bool logged_in_ = false;
+  bool idle_ = false;
+  int sent_ = 0;
+  int terminal_ = 0;
+  int internals_ = 0;
+  int issued_ = 0;
+  int client_outstanding_ = 0;
+  int internal_outstanding_ = 0;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 7 || size < 7 + size_t{data[6]}) {
+    return 0;
+  }
+  const uint8_t flags = data[0];
+  const uint8_t chunking = data[1];
+  std::vector<uint8_t> tags(data + 7, data + 7 + data[6]);
+  Harness h(flags, std::string(reinterpret_cast<const char*>(data + 2), 4), std::move(tags));
+  size_t skip = 7 + size_t{data[6]};
+  data += skip;
+  size -= skip;
+  uint32_t lcg = chunking;
+  size_t pos = 0;
+  while (pos < size && !h.stopped()) {
+    size_t n = size - pos;
+    if (chunking == 1) {
+      n = 1;
+    } else if (chunking > 1) {
+      lcg = lcg * 1664525u + 1013904223u;
+      n = std::min<size_t>(n, 1 + (lcg >> 8) % (size_t{chunking} * 8));
+    }
+    h.Feed(data + pos, n);
+    pos += n;
+  }
+  return 0;
+}
