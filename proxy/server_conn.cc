@@ -79,6 +79,9 @@ void ServerConn::MarkIdle(uint64_t now_ms) {
   state_ = State::kIdle;
   idle_since_ms_ = now_ms;
   client_ = nullptr;
+  // A fresh login or a finished reset leaves no transaction and nothing outstanding.
+  tx_ = codec::TxState::kIdle;
+  outstanding_ = 0;
 }
 
 void ServerConn::Attach(ClientSession& client) {

@@ -323,3 +323,28 @@ def test_sigint_exits_at_once(env, wirepool, config, role):
             pytest.fail("wirepool still running 2 s after SIGINT")
     finally:
         conn.close()
+
+
+def test_server_reset_after_open_transaction_counts_as_idle(env, wirepool, config, role):
+    """A client that leaves inside a transaction hands back a server that the reset cleans: the
+    next client on that server (the only one: max_backend_connections 1) is idle between
+    transactions before it has run anything, so SIGTERM closes it at once instead of waiting
+    for shutdown_timeout."""
+    wp = wirepool(config([(role.name, role.password)], shutdown_timeout="10s",
+                         max_backend_connections=1))
+    leaver = connect_proxy(env, wp, role.name, role.password, autocommit=False)
+    with leaver.cursor() as cur:
+        cur.execute("SELECT 1")  # psycopg2 opened a transaction around it
+    leaver.close()
+    conn = connect_proxy(env, wp, role.name, role.password)  # runs no statement
+    try:
+        t0 = time.monotonic()
+        wp.send_signal(signal.SIGTERM)
+        try:
+            rc = wp.wait(timeout=4.0)
+        except subprocess.TimeoutExpired:
+            pytest.fail("an idle client on a reset server kept wirepool draining past 4 s")
+        assert rc == 0
+        print(f"SIGTERM -> exit after {time.monotonic() - t0:.2f}s")
+    finally:
+        conn.close()
