@@ -21,46 +21,29 @@
 // with one; everything sent to the client is whole, well-framed packets; the handshake is sent by
 // Start() and nothing before it; nothing is fed after kStop. Each Step sees a fresh heap copy of
 // exactly the unconsumed bytes, so ASan catches reads past the end and views kept past the call.
+//
+// Bytes 0-1, the RandomFn, the chunking and the Step checks shared by all codecs come from
+// fuzz_driver.h; this file keeps what is particular to its codec and sink.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "codecs/api/codec.h"
 #include "codecs/mysql/client_codec.h"
 #include "codecs/mysql/wire.h"
+#include "tests/fuzz/fuzz_driver.h"
 
+namespace wirepool::fuzz {
 namespace {
 
-using wirepool::codec::ByteView;
-using wirepool::codec::ClientCodecOptions;
-using wirepool::codec::ParamList;
-using wirepool::codec::RandomFn;
-using wirepool::codec::StartupInfo;
-using wirepool::codec::Step;
 using wirepool::codec::UserSecret;
 using wirepool::codec::Verdict;
 
+// The 20-byte scramble of the handshake.
 constexpr size_t kRandomPrefix = 20;
-constexpr size_t kPrefix = 2 + kRandomPrefix;
-
-[[noreturn]] void Fail(const char* what) {
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::fflush(stderr);
-  __builtin_trap();
-}
-
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    Fail(what);
-  }
-}
 
 // Whole MySQL packets: a 3-byte little-endian length that covers exactly the payload after the
 // sequence id.
@@ -86,51 +69,23 @@ const UserSecret& Secret() {
   return *secret;
 }
 
-RandomFn FuzzRandom(std::string prefix) {
-  struct State {
-    std::string prefix;
-    size_t pos = 0;
-    uint8_t counter = 0x10;
-  };
-  auto state = std::make_shared<State>();
-  state->prefix = std::move(prefix);
-  return [state](uint8_t* out, size_t len) {
-    for (size_t i = 0; i < len; ++i) {
-      out[i] = state->pos < state->prefix.size() ? static_cast<uint8_t>(state->prefix[state->pos++])
-                                                 : state->counter++;
-    }
-  };
-}
-
-class Harness final : public wirepool::codec::ClientCodecSink {
+class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harness> {
  public:
   Harness(uint8_t flags, std::string random_prefix) : flags_(flags) {
-    ClientCodecOptions options;
+    codec::ClientCodecOptions options;
     options.auth_method = (flags & 1) != 0 ? "caching_sha2_password" : "mysql_native_password";
-    options.random = FuzzRandom(std::move(random_prefix));
+    options.random = PrefixThenCounterRandom(std::move(random_prefix));
     options.connection_id = 7;
     options.peer_host = "127.0.0.1";
     if ((flags & 4) != 0) {
-      options.server_params = {
-          {"server_version", "8.0.34"},
-          {"capabilities", std::to_string(wirepool::codec::mysql::kProxyCapabilities &
-                                          ~wirepool::codec::mysql::kDeprecateEof)},
-          {"charset", "33"}};
+      options.server_params = {{"server_version", "8.0.34"},
+                               {"capabilities", std::to_string(codec::mysql::kProxyCapabilities &
+                                                               ~codec::mysql::kDeprecateEof)},
+                               {"charset", "33"}};
     }
-    codec_ = std::make_unique<wirepool::codec::mysql::ClientCodec>(options, *this);
+    codec_ = std::make_unique<codec::mysql::ClientCodec>(options, *this);
     codec_->Start();
     Check(sent_ == 1, "Start sent no handshake");
-  }
-
-  bool stopped() const { return stopped_; }
-
-  void Feed(const uint8_t* data, size_t len) {
-    Check(!stopped_, "fed after kStop");
-    buf_.insert(buf_.end(), data, data + len);
-    while (!stopped_ && Turn()) {
-    }
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
-    pos_ = 0;
   }
 
   // Sink.
@@ -138,7 +93,7 @@ class Harness final : public wirepool::codec::ClientCodecSink {
     CheckFraming(bytes, "SendToClient: bad framing");
     ++sent_;
   }
-  void OnStartup(const StartupInfo& info) override {
+  void OnStartup(const codec::StartupInfo& info) override {
     Check(!started_, "OnStartup twice");
     started_ = true;
     Check(!info.pool_key.empty(), "OnStartup without a pool key");
@@ -154,7 +109,7 @@ class Harness final : public wirepool::codec::ClientCodecSink {
   }
   void OnAuthFailed(std::string_view) override {
     Check(!authenticated_, "OnAuthFailed after OnAuthenticated");
-    ++terminal_;
+    pump_.OnTerminal();
   }
   void OnRequestEnd(uint32_t) override { Check(logged_in_, "OnRequestEnd before login"); }
   void OnKill(std::string_view target_key, bool) override {
@@ -162,10 +117,10 @@ class Harness final : public wirepool::codec::ClientCodecSink {
     Check(!target_key.empty(), "OnKill without a target");
     codec_->AnswerKill((flags_ & 8) != 0, target_key);
   }
-  void OnTerminate() override { ++terminal_; }
+  void OnTerminate() override { pump_.OnTerminal(); }
   void OnProtocolError(const absl::Status& status) override {
     Check(!status.ok(), "OnProtocolError with OK status");
-    ++terminal_;
+    pump_.OnTerminal();
   }
 
  private:
@@ -175,87 +130,43 @@ class Harness final : public wirepool::codec::ClientCodecSink {
       return false;
     }
     login_pending_ = false;
-    codec_->CompleteLogin(ParamList{{"server_version", "10.11.0-MariaDB"}});
+    codec_->CompleteLogin(codec::ParamList{{"server_version", "10.11.0-MariaDB"}});
     Check(codec_->CancelKey() == "7", "cancel key is not the connection id");
     logged_in_ = true;
     return true;
   }
 
+  friend class PumpedHarness<Harness>;
+
   // One Step; false when the pump yields.
   bool Turn() {
-    size_t avail = buf_.size() - pos_;
-    if (avail == 0) {
+    if (pump_.available() == 0) {
       return Answer();
     }
-    // A fresh allocation of exactly the unconsumed bytes for every call.
-    std::unique_ptr<uint8_t[]> copy(new uint8_t[avail]);
-    std::memcpy(copy.get(), buf_.data() + pos_, avail);
-    int terminal_before = terminal_;
-    Step s = codec_->OnBytes(ByteView(copy.get(), avail));
-    copy.reset();
-    bool terminal = terminal_ != terminal_before;
-    Check(!terminal || s.verdict == Verdict::kStop, "terminal sink event without kStop");
-    Check(terminal_ <= 1, "more than one terminal event");
+    Verdict v = pump_.Step(*codec_);
     (void)codec_->MidRequest();
-    switch (s.verdict) {
-      case Verdict::kNeedMore:
-        Check(s.bytes > avail, "kNeedMore asks for no more than is available");
-        return Answer();
-      case Verdict::kForward:
-        Check(logged_in_, "forwarded before login");
-        [[fallthrough]];
-      case Verdict::kConsume:
-        Check(s.bytes > 0, "Step took zero bytes");
-        Check(s.bytes <= avail, "Step took more bytes than given");
-        pos_ += s.bytes;
-        return true;
-      case Verdict::kPause:
-        Check(!logged_in_, "kPause after login");
-        return Answer();
-      case Verdict::kStop:
-        Check(terminal, "kStop without a terminal sink event");
-        stopped_ = true;
-        return false;
+    Check(v != Verdict::kForward || logged_in_, "forwarded before login");
+    Check(v != Verdict::kPause || !logged_in_, "kPause after login");
+    if (Advanced(v)) {
+      return true;
     }
-    Fail("unknown verdict");
+    // kNeedMore and kPause yield, and the proxy gets its turn.
+    return v != Verdict::kStop && Answer();
   }
 
   uint8_t flags_;
-  std::unique_ptr<wirepool::codec::mysql::ClientCodec> codec_;
-  std::vector<uint8_t> buf_;
-  size_t pos_ = 0;
-  bool stopped_ = false;
+  std::unique_ptr<codec::mysql::ClientCodec> codec_;
   bool started_ = false;
   bool authenticated_ = false;
   bool login_pending_ = false;
   bool logged_in_ = false;
   int sent_ = 0;
-  int terminal_ = 0;
 };
 
 }  // namespace
+}  // namespace wirepool::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < kPrefix) {
-    return 0;
-  }
-  const uint8_t flags = data[0];
-  const uint8_t chunking = data[1];
-  Harness h(flags, std::string(reinterpret_cast<const char*>(data + 2), kRandomPrefix));
-  data += kPrefix;
-  size -= kPrefix;
-  uint32_t lcg = chunking;
-  size_t pos = 0;
-  while (pos < size && !h.stopped()) {
-    size_t n = size - pos;
-    if (chunking == 1) {
-      n = 1;
-    } else if (chunking > 1) {
-      lcg = lcg * 1664525u + 1013904223u;
-      n = std::min<size_t>(n, 1 + (lcg >> 8) % (size_t{chunking} * 8));
-    }
-    h.Feed(data + pos, n);
-    pos += n;
-  }
-  return 0;
+  return wirepool::fuzz::DriveInput<wirepool::fuzz::Harness>(data, size,
+                                                             wirepool::fuzz::kRandomPrefix);
 }

@@ -29,12 +29,12 @@
 // before login; everything sent to the server is whole, well-framed packets; the codec never
 // pauses; nothing is fed after kStop. Each Step sees a fresh heap copy of exactly the unconsumed
 // bytes.
+//
+// Bytes 0-1, the RandomFn, the chunking and the Step checks shared by all codecs come from
+// fuzz_driver.h; this file keeps what is particular to its codec and sink.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,30 +43,14 @@
 #include "codecs/api/codec.h"
 #include "codecs/mysql/server_codec.h"
 #include "codecs/mysql/wire.h"
+#include "tests/fuzz/fuzz_driver.h"
 
+namespace wirepool::fuzz {
 namespace {
 
-using wirepool::codec::ByteView;
-using wirepool::codec::ParamList;
-using wirepool::codec::RandomFn;
-using wirepool::codec::ServerLogin;
-using wirepool::codec::Step;
-using wirepool::codec::TxState;
 using wirepool::codec::Verdict;
 using wirepool::codec::WireError;
 namespace mysql = wirepool::codec::mysql;
-
-[[noreturn]] void Fail(const char* what) {
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::fflush(stderr);
-  __builtin_trap();
-}
-
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    Fail(what);
-  }
-}
 
 size_t ReadU24(const uint8_t* p) {
   return size_t{p[0]} | (size_t{p[1]} << 8) | (size_t{p[2]} << 16);
@@ -86,22 +70,6 @@ void CheckFraming(std::string_view bytes, const char* what) {
   }
 }
 
-RandomFn FuzzRandom(std::string prefix) {
-  struct State {
-    std::string prefix;
-    size_t pos = 0;
-    uint8_t counter = 0x10;
-  };
-  auto state = std::make_shared<State>();
-  state->prefix = std::move(prefix);
-  return [state](uint8_t* out, size_t len) {
-    for (size_t i = 0; i < len; ++i) {
-      out[i] = state->pos < state->prefix.size() ? static_cast<uint8_t>(state->prefix[state->pos++])
-                                                 : state->counter++;
-    }
-  };
-}
-
 std::string ClientFlagsOption(uint8_t choice) {
   constexpr uint32_t kDefaults = mysql::ServerCodec::kDefaultClientFlags;
   switch (choice & 3) {
@@ -116,11 +84,11 @@ std::string ClientFlagsOption(uint8_t choice) {
   }
 }
 
-class Harness final : public wirepool::codec::ServerCodecSink {
+class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harness> {
  public:
   Harness(uint8_t flags, std::string random_prefix, std::vector<uint8_t> tags)
       : flags_(flags), tags_(std::move(tags)) {
-    ServerLogin login;
+    codec::ServerLogin login;
     login.user = "fixture";
     login.password = "fixture-pw";
     login.database = "wp_db";
@@ -128,21 +96,10 @@ class Harness final : public wirepool::codec::ServerCodecSink {
     if (!client_flags.empty()) {
       login.options = {{"client_flags", client_flags}, {"charset", "45"}};
     }
-    login.random = FuzzRandom(std::move(random_prefix));
+    login.random = PrefixThenCounterRandom(std::move(random_prefix));
     codec_ = std::make_unique<mysql::ServerCodec>(login, *this);
     codec_->Start();
     Check(sent_ == 0, "Start sent something before the server's handshake");
-  }
-
-  bool stopped() const { return stopped_; }
-
-  void Feed(const uint8_t* data, size_t len) {
-    Check(!stopped_, "fed after kStop");
-    buf_.insert(buf_.end(), data, data + len);
-    while (!stopped_ && Turn()) {
-    }
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
-    pos_ = 0;
   }
 
   // Sink.
@@ -162,9 +119,9 @@ class Harness final : public wirepool::codec::ServerCodecSink {
     CheckFraming(error.raw, "OnLoginFailed: bad framing");
     Check(error.raw.size() > 4 && static_cast<uint8_t>(error.raw[4]) == 0xff,
           "OnLoginFailed without an ERR packet");
-    ++terminal_;
+    pump_.OnTerminal();
   }
-  void OnReadyForQuery(TxState) override {
+  void OnReadyForQuery(codec::TxState) override {
     Check(logged_in_, "OnReadyForQuery before login");
     Check(client_outstanding_ > 0, "OnReadyForQuery with no client request outstanding");
     --client_outstanding_;
@@ -184,7 +141,7 @@ class Harness final : public wirepool::codec::ServerCodecSink {
   }
   void OnProtocolError(const absl::Status& status) override {
     Check(!status.ok(), "OnProtocolError with OK status");
-    ++terminal_;
+    pump_.OnTerminal();
   }
 
  private:
@@ -222,7 +179,7 @@ class Harness final : public wirepool::codec::ServerCodecSink {
       }
       if ((flags_ & 8) != 0 && internals_ < 8) {
         ++internals_;
-        ParamList todo = codec_->ParametersToApply({{"schema", "x"}});
+        codec::ParamList todo = codec_->ParametersToApply({{"schema", "x"}});
         if (!todo.empty()) {
           ++internal_outstanding_;
           codec_->SendSetParameters(todo);
@@ -239,58 +196,32 @@ class Harness final : public wirepool::codec::ServerCodecSink {
     }
   }
 
+  friend class PumpedHarness<Harness>;
+
   // One Step; false when the pump yields.
   bool Turn() {
     Answer();
-    size_t avail = buf_.size() - pos_;
-    if (avail == 0) {
+    if (pump_.available() == 0) {
       return false;
     }
-    std::unique_ptr<uint8_t[]> copy(new uint8_t[avail]);
-    std::memcpy(copy.get(), buf_.data() + pos_, avail);
-    int terminal_before = terminal_;
     bool logged_in_before = logged_in_;
-    Step s = codec_->OnBytes(ByteView(copy.get(), avail));
-    copy.reset();
-    bool terminal = terminal_ != terminal_before;
-    Check(!terminal || s.verdict == Verdict::kStop, "terminal sink event without kStop");
-    Check(terminal_ <= 1, "more than one terminal event");
+    Verdict v = pump_.Step(*codec_);
     if ((flags_ & 32) != 0) {
       (void)codec_->ParametersToApply({{"schema", "wp_db"}});
     }
-    switch (s.verdict) {
-      case Verdict::kNeedMore:
-        Check(s.bytes > avail, "kNeedMore asks for no more than is available");
-        return false;
-      case Verdict::kForward:
-        Check(logged_in_before, "forwarded a login packet");
-        [[fallthrough]];
-      case Verdict::kConsume:
-        Check(s.bytes > 0, "Step took zero bytes");
-        Check(s.bytes <= avail, "Step took more bytes than given");
-        pos_ += s.bytes;
-        return true;
-      case Verdict::kPause:
-        Fail("the server codec never waits for the proxy");
-      case Verdict::kStop:
-        Check(terminal, "kStop without a terminal sink event");
-        stopped_ = true;
-        return false;
-    }
-    Fail("unknown verdict");
+    Check(v != Verdict::kPause, "the server codec never waits for the proxy");
+    Check(v != Verdict::kForward || logged_in_before, "forwarded a login packet");
+    // kNeedMore yields (the proxy's requests come at the start of the next Turn).
+    return Advanced(v);
   }
 
   uint8_t flags_;
   std::vector<uint8_t> tags_;
   size_t next_tag_ = 0;
   std::unique_ptr<mysql::ServerCodec> codec_;
-  std::vector<uint8_t> buf_;
-  size_t pos_ = 0;
-  bool stopped_ = false;
   bool logged_in_ = false;
   bool idle_ = false;
   int sent_ = 0;
-  int terminal_ = 0;
   int internals_ = 0;
   int issued_ = 0;
   int client_outstanding_ = 0;
@@ -298,30 +229,20 @@ class Harness final : public wirepool::codec::ServerCodecSink {
 };
 
 }  // namespace
+}  // namespace wirepool::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 7 || size < 7 + size_t{data[6]}) {
+  wirepool::fuzz::InputHeader header;
+  // After the common header: byte n, then n request tags.
+  if (!wirepool::fuzz::TakeHeader(data, size, 4, header) || size < 1 ||
+      size < 1 + size_t{data[0]}) {
     return 0;
   }
-  const uint8_t flags = data[0];
-  const uint8_t chunking = data[1];
-  std::vector<uint8_t> tags(data + 7, data + 7 + data[6]);
-  Harness h(flags, std::string(reinterpret_cast<const char*>(data + 2), 4), std::move(tags));
-  size_t skip = 7 + size_t{data[6]};
+  std::vector<uint8_t> tags(data + 1, data + 1 + data[0]);
+  size_t skip = 1 + size_t{data[0]};
   data += skip;
   size -= skip;
-  uint32_t lcg = chunking;
-  size_t pos = 0;
-  while (pos < size && !h.stopped()) {
-    size_t n = size - pos;
-    if (chunking == 1) {
-      n = 1;
-    } else if (chunking > 1) {
-      lcg = lcg * 1664525u + 1013904223u;
-      n = std::min<size_t>(n, 1 + (lcg >> 8) % (size_t{chunking} * 8));
-    }
-    h.Feed(data + pos, n);
-    pos += n;
-  }
+  wirepool::fuzz::Harness h(header.flags, std::move(header.random_prefix), std::move(tags));
+  wirepool::fuzz::FeedInChunks(h, header.chunking, data, size);
   return 0;
 }

@@ -19,43 +19,26 @@
 // one-byte answer to an encryption request); nothing is fed after kStop. Each Step sees a fresh
 // heap copy of exactly the unconsumed bytes, so ASan catches reads past the end and views kept past
 // the call.
+//
+// Bytes 0-1, the RandomFn, the chunking and the Step checks shared by all codecs come from
+// fuzz_driver.h; this file keeps what is particular to its codec and sink.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "codecs/api/codec.h"
 #include "codecs/postgres/client_codec.h"
 #include "core/crypto.h"
+#include "tests/fuzz/fuzz_driver.h"
 
+namespace wirepool::fuzz {
 namespace {
 
-using wirepool::codec::ByteView;
-using wirepool::codec::ClientCodecOptions;
-using wirepool::codec::ParamList;
-using wirepool::codec::RandomFn;
-using wirepool::codec::StartupInfo;
-using wirepool::codec::Step;
 using wirepool::codec::UserSecret;
 using wirepool::codec::Verdict;
-
-[[noreturn]] void Fail(const char* what) {
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::fflush(stderr);
-  __builtin_trap();
-}
-
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    Fail(what);
-  }
-}
 
 uint32_t ReadU32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -88,42 +71,18 @@ const UserSecret& Secret() {
   return *secret;
 }
 
-RandomFn FuzzRandom(std::string prefix) {
-  struct State {
-    std::string prefix;
-    size_t pos = 0;
-    uint8_t counter = 0x10;
-  };
-  auto state = std::make_shared<State>();
-  state->prefix = std::move(prefix);
-  return [state](uint8_t* out, size_t len) {
-    for (size_t i = 0; i < len; ++i) {
-      out[i] = state->pos < state->prefix.size() ? static_cast<uint8_t>(state->prefix[state->pos++])
-                                                 : state->counter++;
-    }
-  };
-}
-
-class Harness final : public wirepool::codec::ClientCodecSink {
+class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harness> {
  public:
   Harness(uint8_t flags, std::string random_prefix) : flags_(flags) {
-    ClientCodecOptions options;
+    codec::ClientCodecOptions options;
     options.auth_method = (flags & 1) != 0 ? "scram-sha-256" : "md5";
-    options.random = FuzzRandom(std::move(random_prefix));
-    codec_ = std::make_unique<wirepool::codec::postgres::ClientCodec>(options, *this);
-  }
-
-  bool stopped() const { return stopped_; }
-
-  void Feed(const uint8_t* data, size_t len) {
-    Check(!stopped_, "fed after kStop");
-    buf_.insert(buf_.end(), data, data + len);
-    Run();
+    options.random = PrefixThenCounterRandom(std::move(random_prefix));
+    codec_ = std::make_unique<codec::postgres::ClientCodec>(options, *this);
   }
 
   // Sink.
   void SendToClient(std::string_view bytes) override { CheckFraming(bytes); }
-  void OnStartup(const StartupInfo& info) override {
+  void OnStartup(const codec::StartupInfo& info) override {
     Check(!info.user.empty(), "OnStartup without a user");
     if ((flags_ & 4) != 0) {
       begin_pending_ = true;
@@ -133,15 +92,15 @@ class Harness final : public wirepool::codec::ClientCodecSink {
   }
   void OnCancelRequest(std::string_view cancel_key) override {
     Check(cancel_key.size() == 8, "cancel key is not 8 bytes");
-    ++terminal_;
+    pump_.OnTerminal();
   }
   void OnAuthenticated() override { login_pending_ = true; }
-  void OnAuthFailed(std::string_view) override { ++terminal_; }
+  void OnAuthFailed(std::string_view) override { pump_.OnTerminal(); }
   void OnRequestEnd(uint32_t) override {}
-  void OnTerminate() override { ++terminal_; }
+  void OnTerminate() override { pump_.OnTerminal(); }
   void OnProtocolError(const absl::Status& status) override {
     Check(!status.ok(), "OnProtocolError with OK status");
-    ++terminal_;
+    pump_.OnTerminal();
   }
 
  private:
@@ -156,91 +115,39 @@ class Harness final : public wirepool::codec::ClientCodecSink {
     }
     if (login_pending_) {
       login_pending_ = false;
-      codec_->CompleteLogin(ParamList{{"server_version", "15.0"}, {"client_encoding", "UTF8"}});
+      codec_->CompleteLogin(
+          codec::ParamList{{"server_version", "15.0"}, {"client_encoding", "UTF8"}});
       Check(codec_->CancelKey().size() == 8, "cancel key is not 8 bytes after login");
       return true;
     }
     return false;
   }
 
-  // One pump turn over everything buffered; returns when the codec waits (for bytes or for the
-  // proxy) or stops.
-  void Run() {
-    while (!stopped_ && Turn()) {
-    }
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
-    pos_ = 0;
-  }
+  friend class PumpedHarness<Harness>;
 
   // One Step; false when the pump yields.
   bool Turn() {
-    size_t avail = buf_.size() - pos_;
-    if (avail == 0) {
+    if (pump_.available() == 0) {
       return Answer();
     }
-    // A fresh allocation of exactly the unconsumed bytes for every call.
-    std::unique_ptr<uint8_t[]> copy(new uint8_t[avail]);
-    std::memcpy(copy.get(), buf_.data() + pos_, avail);
-    int terminal_before = terminal_;
-    Step s = codec_->OnBytes(ByteView(copy.get(), avail));
-    copy.reset();
-    bool terminal = terminal_ != terminal_before;
-    Check(!terminal || s.verdict == Verdict::kStop, "terminal sink event without kStop");
-    Check(terminal_ <= 1, "more than one terminal event");
+    Verdict v = pump_.Step(*codec_);
     (void)codec_->MidRequest();
-    switch (s.verdict) {
-      case Verdict::kNeedMore:
-        Check(s.bytes > avail, "kNeedMore asks for no more than is available");
-        return Answer();
-      case Verdict::kForward:
-      case Verdict::kConsume:
-        Check(s.bytes > 0, "Step took zero bytes");
-        Check(s.bytes <= avail, "Step took more bytes than given");
-        pos_ += s.bytes;
-        return true;
-      case Verdict::kPause:
-        return Answer();
-      case Verdict::kStop:
-        Check(terminal, "kStop without a terminal sink event");
-        stopped_ = true;
-        return false;
+    if (Advanced(v)) {
+      return true;
     }
-    Fail("unknown verdict");
+    // kNeedMore and kPause yield, and the proxy gets its turn.
+    return v != Verdict::kStop && Answer();
   }
 
   uint8_t flags_;
-  std::unique_ptr<wirepool::codec::postgres::ClientCodec> codec_;
-  std::vector<uint8_t> buf_;
-  size_t pos_ = 0;
-  bool stopped_ = false;
+  std::unique_ptr<codec::postgres::ClientCodec> codec_;
   bool begin_pending_ = false;
   bool login_pending_ = false;
-  int terminal_ = 0;
 };
 
 }  // namespace
+}  // namespace wirepool::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 6) {
-    return 0;
-  }
-  const uint8_t flags = data[0];
-  const uint8_t chunking = data[1];
-  Harness h(flags, std::string(reinterpret_cast<const char*>(data + 2), 4));
-  data += 6;
-  size -= 6;
-  uint32_t lcg = chunking;
-  size_t pos = 0;
-  while (pos < size && !h.stopped()) {
-    size_t n = size - pos;
-    if (chunking == 1) {
-      n = 1;
-    } else if (chunking > 1) {
-      lcg = lcg * 1664525u + 1013904223u;
-      n = std::min<size_t>(n, 1 + (lcg >> 8) % (size_t{chunking} * 8));
-    }
-    h.Feed(data + pos, n);
-    pos += n;
-  }
-  return 0;
+  return wirepool::fuzz::DriveInput<wirepool::fuzz::Harness>(data, size, 4);
 }

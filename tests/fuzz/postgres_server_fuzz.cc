@@ -19,42 +19,26 @@
 // at most once and before any ReadyForQuery; OnInternalDone only while a request of the codec's
 // own is outstanding; everything sent to the server is whole, well-framed messages; nothing is fed
 // after kStop. Each Step sees a fresh heap copy of exactly the unconsumed bytes.
+//
+// Bytes 0-1, the RandomFn, the chunking and the Step checks shared by all codecs come from
+// fuzz_driver.h; this file keeps what is particular to its codec and sink.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "codecs/api/codec.h"
 #include "codecs/postgres/server_codec.h"
+#include "tests/fuzz/fuzz_driver.h"
 
+namespace wirepool::fuzz {
 namespace {
 
-using wirepool::codec::ByteView;
 using wirepool::codec::ParamList;
-using wirepool::codec::RandomFn;
-using wirepool::codec::ServerLogin;
-using wirepool::codec::Step;
-using wirepool::codec::TxState;
 using wirepool::codec::Verdict;
 using wirepool::codec::WireError;
-
-[[noreturn]] void Fail(const char* what) {
-  std::fprintf(stderr, "invariant violated: %s\n", what);
-  std::fflush(stderr);
-  __builtin_trap();
-}
-
-void Check(bool ok, const char* what) {
-  if (!ok) {
-    Fail(what);
-  }
-}
 
 uint32_t ReadU32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -78,45 +62,18 @@ void CheckFraming(std::string_view bytes, bool untyped, const char* what) {
   }
 }
 
-RandomFn FuzzRandom(std::string prefix) {
-  struct State {
-    std::string prefix;
-    size_t pos = 0;
-    uint8_t counter = 0x10;
-  };
-  auto state = std::make_shared<State>();
-  state->prefix = std::move(prefix);
-  return [state](uint8_t* out, size_t len) {
-    for (size_t i = 0; i < len; ++i) {
-      out[i] = state->pos < state->prefix.size() ? static_cast<uint8_t>(state->prefix[state->pos++])
-                                                 : state->counter++;
-    }
-  };
-}
-
-class Harness final : public wirepool::codec::ServerCodecSink {
+class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harness> {
  public:
   Harness(uint8_t flags, std::string random_prefix) : flags_(flags) {
-    ServerLogin login;
+    codec::ServerLogin login;
     login.user = "fixture";
     login.password = "fixture-pw";
     login.database = "wp_db";
     login.params = {{"application_name", "fuzz"}};
-    login.random = FuzzRandom(std::move(random_prefix));
-    codec_ = std::make_unique<wirepool::codec::postgres::ServerCodec>(login, *this);
+    login.random = PrefixThenCounterRandom(std::move(random_prefix));
+    codec_ = std::make_unique<codec::postgres::ServerCodec>(login, *this);
     codec_->Start();
     Check(sent_ == 1, "Start sent no startup packet");
-  }
-
-  bool stopped() const { return stopped_; }
-
-  void Feed(const uint8_t* data, size_t len) {
-    Check(!stopped_, "fed after kStop");
-    buf_.insert(buf_.end(), data, data + len);
-    while (!stopped_ && Turn()) {
-    }
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
-    pos_ = 0;
   }
 
   // Sink.
@@ -134,9 +91,9 @@ class Harness final : public wirepool::codec::ServerCodecSink {
     Check(!logged_in_, "OnLoginFailed after login");
     Check(!error.raw.empty() && error.raw[0] == 'E', "OnLoginFailed without an ErrorResponse");
     CheckFraming(error.raw, false, "OnLoginFailed: bad framing");
-    ++terminal_;
+    pump_.OnTerminal();
   }
-  void OnReadyForQuery(TxState) override {
+  void OnReadyForQuery(codec::TxState) override {
     Check(logged_in_, "OnReadyForQuery before login");
     ready_pending_ = true;
   }
@@ -152,7 +109,7 @@ class Harness final : public wirepool::codec::ServerCodecSink {
   }
   void OnProtocolError(const absl::Status& status) override {
     Check(!status.ok(), "OnProtocolError with OK status");
-    ++terminal_;
+    pump_.OnTerminal();
   }
 
  private:
@@ -179,79 +136,33 @@ class Harness final : public wirepool::codec::ServerCodecSink {
     return false;  // nothing new to read: the pump still waits for bytes
   }
 
+  friend class PumpedHarness<Harness>;
+
   // One Step; false when the pump yields.
   bool Turn() {
-    size_t avail = buf_.size() - pos_;
-    if (avail == 0) {
+    if (pump_.available() == 0) {
       return Answer();
     }
-    std::unique_ptr<uint8_t[]> copy(new uint8_t[avail]);
-    std::memcpy(copy.get(), buf_.data() + pos_, avail);
-    int terminal_before = terminal_;
-    Step s = codec_->OnBytes(ByteView(copy.get(), avail));
-    copy.reset();
-    bool terminal = terminal_ != terminal_before;
-    Check(!terminal || s.verdict == Verdict::kStop, "terminal sink event without kStop");
-    Check(terminal_ <= 1, "more than one terminal event");
+    Verdict v = pump_.Step(*codec_);
     if ((flags_ & 4) != 0) {
       (void)codec_->ParametersToApply({{"application_name", "x"}, {"DateStyle", "ISO"}});
     }
-    switch (s.verdict) {
-      case Verdict::kNeedMore:
-        Check(s.bytes > avail, "kNeedMore asks for no more than is available");
-        return Answer();
-      case Verdict::kForward:
-      case Verdict::kConsume:
-        Check(s.bytes > 0, "Step took zero bytes");
-        Check(s.bytes <= avail, "Step took more bytes than given");
-        pos_ += s.bytes;
-        return true;
-      case Verdict::kPause:
-        Fail("the server codec never waits for the proxy");
-      case Verdict::kStop:
-        Check(terminal, "kStop without a terminal sink event");
-        stopped_ = true;
-        return false;
-    }
-    Fail("unknown verdict");
+    Check(v != Verdict::kPause, "the server codec never waits for the proxy");
+    return Advanced(v) || (v == Verdict::kNeedMore && Answer());
   }
 
   uint8_t flags_;
-  std::unique_ptr<wirepool::codec::postgres::ServerCodec> codec_;
-  std::vector<uint8_t> buf_;
-  size_t pos_ = 0;
-  bool stopped_ = false;
+  std::unique_ptr<codec::postgres::ServerCodec> codec_;
   bool logged_in_ = false;
   bool ready_pending_ = false;
   int sent_ = 0;
-  int terminal_ = 0;
   int resets_ = 0;
   int internal_outstanding_ = 0;
 };
 
 }  // namespace
+}  // namespace wirepool::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 6) {
-    return 0;
-  }
-  const uint8_t flags = data[0];
-  const uint8_t chunking = data[1];
-  Harness h(flags, std::string(reinterpret_cast<const char*>(data + 2), 4));
-  data += 6;
-  size -= 6;
-  uint32_t lcg = chunking;
-  size_t pos = 0;
-  while (pos < size && !h.stopped()) {
-    size_t n = size - pos;
-    if (chunking == 1) {
-      n = 1;
-    } else if (chunking > 1) {
-      lcg = lcg * 1664525u + 1013904223u;
-      n = std::min<size_t>(n, 1 + (lcg >> 8) % (size_t{chunking} * 8));
-    }
-    h.Feed(data + pos, n);
-    pos += n;
-  }
-  return 0;
+  return wirepool::fuzz::DriveInput<wirepool::fuzz::Harness>(data, size, 4);
 }
