@@ -1,10 +1,10 @@
 #pragma once
 
 // Loads wirepool's YAML config file: the YAML is read into the proto schema of proto/config.proto
-// (generically, by reflection, so the schema is the one list of keys), then checked and resolved
-// into Settings. Every problem found is reported, not just the first, each as
-// `<yaml path> (line N): <message>`, e.g. `proxies[0].pool_mode: required`. Secrets (passwords,
-// the contents of password files and variables) never appear in an error message.
+// (generically, by reflection, so the schema is the one list of keys; see proto/yaml_to_proto.h),
+// then checked and resolved into Settings. Every problem found is reported, not just the first,
+// each as `<yaml path> (line N): <message>`, e.g. `proxies[0].pool_mode: required`. Secrets
+// (passwords, the contents of password files and variables) never appear in an error message.
 
 #include <cstdint>
 #include <functional>
