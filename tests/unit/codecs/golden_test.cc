@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "codec_test_driver.h"
 #include "codecs/api/codec.h"
 #include "codecs/postgres/client_codec.h"
 #include "codecs/postgres/server_codec.h"
@@ -54,9 +55,9 @@ namespace wirepool::codec::postgres {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace ::wirepool::codec::testing;  // NOLINT(build/namespaces): the shared harness
 
 constexpr size_t kMaxInlineBytes = 96;
-constexpr uint32_t kRandomSplitSeed = 20240611;
 constexpr int kRandomSplits = 20;
 
 std::string GoldenDir() { return std::string(WIREPOOL_SOURCE_DIR) + "/tests/golden/postgres"; }
@@ -66,96 +67,11 @@ bool UpdateGolden() {
   return v != nullptr && std::string_view(v) == "1";
 }
 
-std::string Hex(std::string_view raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(raw.size() * 2);
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0x0f]);
-  }
-  return out;
-}
-
-std::optional<std::string> Unhex(std::string_view hex) {
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  if (hex.size() % 2 != 0) {
-    return std::nullopt;
-  }
-  std::string out;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int hi = digit(hex[i]);
-    int lo = digit(hex[i + 1]);
-    if (hi < 0 || lo < 0) {
-      return std::nullopt;
-    }
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
-}
-
 // Hex, or a length and digest prefix when long.
-std::string Bytes(std::string_view raw) {
-  if (raw.size() <= kMaxInlineBytes) {
-    return Hex(raw);
-  }
-  return Cat(raw.size(), " bytes sha256:", Hex(crypto::Sha256(raw)).substr(0, 16));
-}
-
-ByteView AsBytes(std::string_view s) {
-  return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
-
-// Yields `prefix` first, then a counter pattern.
-RandomFn FixtureRandom(std::string prefix) {
-  struct State {
-    std::string prefix;
-    size_t pos = 0;
-    uint8_t counter = 0x10;
-  };
-  auto state = std::make_shared<State>();
-  state->prefix = std::move(prefix);
-  return [state](uint8_t* out, size_t len) {
-    for (size_t i = 0; i < len; ++i) {
-      if (state->pos < state->prefix.size()) {
-        out[i] = static_cast<uint8_t>(state->prefix[state->pos++]);
-      } else {
-        out[i] = state->counter++;
-      }
-    }
-  };
-}
+std::string Bytes(std::string_view raw) { return HexOrDigest(raw, kMaxInlineBytes); }
 
 // ---------------------------------------------------------------------------------------------
 // Event recording and the pump
-
-class EventLog {
- public:
-  void Add(std::string event) {
-    FlushForward();
-    events_.push_back(std::move(event));
-  }
-  void Forward(std::string_view bytes) { forward_.append(bytes); }
-  std::vector<std::string> Take() {
-    FlushForward();
-    return std::move(events_);
-  }
-
- private:
-  void FlushForward() {
-    if (!forward_.empty()) {
-      events_.push_back(Cat("forward ", Bytes(forward_)));
-      forward_.clear();
-    }
-  }
-  std::vector<std::string> events_;
-  std::string forward_;
-};
 
 // Plays the proxy's pump (proxy/pump.h) over a contiguous buffer, checking every Step against the
 // codec contract. `answer()` gives the proxy's deferred answers (CompleteLogin) a turn whenever
@@ -240,7 +156,7 @@ class ClientRun final : public ClientCodecSink {
               [this] { return Answer(); }) {
     ClientCodecOptions options;
     options.auth_method = std::move(auth_method);
-    options.random = FixtureRandom(std::move(random_prefix));
+    options.random = CounterRandom(std::move(random_prefix));
     codec_ = std::make_unique<ClientCodec>(options, *this);
   }
 
@@ -303,7 +219,7 @@ class ClientRun final : public ClientCodecSink {
   }
 
   const UserSecret* secret_;
-  EventLog log_;
+  EventLog log_{kMaxInlineBytes};
   Pump pump_;
   std::unique_ptr<ClientCodec> codec_;
   bool login_pending_ = false;
@@ -320,7 +236,7 @@ class ServerRun final : public ServerCodecSink {
     login.user = std::move(user);
     login.password = std::move(password);
     login.database = "wp_db";
-    login.random = FixtureRandom(std::move(random_prefix));
+    login.random = CounterRandom(std::move(random_prefix));
     codec_ = std::make_unique<ServerCodec>(login, *this);
     codec_->Start();
   }
@@ -368,7 +284,7 @@ class ServerRun final : public ServerCodecSink {
   }
 
  private:
-  EventLog log_;
+  EventLog log_{kMaxInlineBytes};
   Pump pump_;
   std::unique_ptr<ServerCodec> codec_;
   std::vector<std::string> sent_;
@@ -377,93 +293,26 @@ class ServerRun final : public ServerCodecSink {
 // ---------------------------------------------------------------------------------------------
 // Splits
 
-struct Split {
-  std::string name;
-  std::vector<std::string> chunks;
-};
-
-// The ways each stream is cut into chunks: as recorded (if given), whole, byte by byte, and
-// kRandomSplits seeded random cuts with chunk sizes drawn from a few scales.
-std::vector<Split> Splits(const std::string& whole, const std::vector<std::string>& recorded) {
-  std::vector<Split> out;
-  if (!recorded.empty()) {
-    out.push_back({"as recorded", recorded});
-  }
-  out.push_back({"whole", {whole}});
-  Split bytes{"byte by byte", {}};
-  for (char c : whole) {
-    bytes.chunks.emplace_back(1, c);
-  }
-  out.push_back(std::move(bytes));
-  std::mt19937 rng(kRandomSplitSeed);
-  static constexpr size_t kScales[] = {2, 7, 64, 600, 5000};
-  for (int i = 0; i < kRandomSplits; ++i) {
-    size_t scale = kScales[rng() % std::size(kScales)];
-    Split s{Cat("random split ", i, " (chunks up to ", scale, " bytes)"), {}};
-    for (size_t pos = 0; pos < whole.size();) {
-      size_t n = std::min<size_t>(1 + rng() % scale, whole.size() - pos);
-      s.chunks.push_back(whole.substr(pos, n));
-      pos += n;
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-std::string Describe(const std::vector<std::string>& events) {
-  std::string out;
-  for (const auto& e : events) {
-    out += e;
-    out += '\n';
-  }
-  return out;
-}
-
-// Reports the first line where two event lists differ.
-::testing::AssertionResult SameEvents(const std::vector<std::string>& expected,
-                                      const std::vector<std::string>& actual) {
-  size_t n = std::min(expected.size(), actual.size());
-  for (size_t i = 0; i < n; ++i) {
-    if (expected[i] != actual[i]) {
-      return ::testing::AssertionFailure()
-             << "events differ at line " << i + 1 << ":\n  expected: " << expected[i]
-             << "\n  actual:   " << actual[i];
-    }
-  }
-  if (expected.size() != actual.size()) {
-    return ::testing::AssertionFailure()
-           << "expected " << expected.size() << " events, got " << actual.size()
-           << "; first extra: " << (expected.size() > n ? expected[n] : actual[n]);
-  }
-  return ::testing::AssertionSuccess();
-}
-
-// Runs `make_run` over every split of `whole`, checks that all give the same events, and returns
-// them.
+// The ways each stream is cut into chunks: as recorded (if given), then the shared Splits (whole,
+// byte by byte, kRandomSplits seeded random cuts); all must give the same events, which are
+// returned.
 template <typename MakeRun>
 std::vector<std::string> RunAllSplits(const std::string& whole,
                                       const std::vector<std::string>& recorded,
                                       MakeRun&& make_run) {
-  std::vector<std::string> first;
-  std::string first_name;
-  for (const Split& split : Splits(whole, recorded)) {
-    auto run = make_run();
-    for (const auto& chunk : split.chunks) {
-      if (run->stopped()) {
-        break;
-      }
-      run->Feed(chunk);
-    }
-    std::vector<std::string> events = run->Finish();
-    if (first_name.empty()) {
-      first = std::move(events);
-      first_name = split.name;
-      continue;
-    }
-    EXPECT_TRUE(SameEvents(first, events))
-        << "split \"" << split.name << "\" differs from \"" << first_name << "\"";
+  std::vector<Split> splits;
+  if (!recorded.empty()) {
+    splits.push_back({"as recorded", {recorded.begin(), recorded.end()}});
   }
-  return first;
+  for (Split& split : Splits(whole, SplitPlan{.random_splits = kRandomSplits})) {
+    splits.push_back(std::move(split));
+  }
+  AgreeingRuns runs;
+  for (const Split& split : splits) {
+    auto run = make_run();
+    runs.Add(split.name, FeedSplit(*run, split));
+  }
+  return runs.Take();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,7 +447,7 @@ void WriteEvents(const std::string& path, const std::string& fixture,
   std::ofstream out(path, std::ios::trunc);
   out << "# Expected events for " << fixture
       << " (tests/unit/codecs/golden_test.cc); WIREPOOL_UPDATE_GOLDEN=1 rewrites this file.\n"
-      << Describe(events);
+      << Join(events);
   ASSERT_TRUE(out.good()) << "cannot write " << path;
 }
 
@@ -615,7 +464,7 @@ void CheckOrUpdate(const std::string& case_name, const std::string& side,
   EXPECT_TRUE(SameEvents(expected, events))
       << "in " << path << " (run with WIREPOOL_UPDATE_GOLDEN=1 to accept the new events)\n"
       << "actual events:\n"
-      << Describe(events);
+      << Join(events);
 }
 
 std::vector<std::string> FixtureCases() {
@@ -678,7 +527,7 @@ TEST_P(GoldenTest, ClientSide) {
   });
   // Sanity, whatever the expected file says: the recorded login verified.
   EXPECT_NE(std::find(events.begin(), events.end(), "OnAuthenticated"), events.end())
-      << Describe(events);
+      << Join(events);
   CheckOrUpdate(GetParam(), "client", events);
 }
 
@@ -701,7 +550,7 @@ TEST_P(GoldenTest, ServerSide) {
   EXPECT_NE(std::find_if(events.begin(), events.end(),
                          [](const std::string& e) { return e.starts_with("OnLoginComplete"); }),
             events.end())
-      << Describe(events);
+      << Join(events);
   CheckOrUpdate(GetParam(), "server", events);
 
   // The server codec's md5 response is the one the real client sent for the same salt.
@@ -775,10 +624,10 @@ class BadInputTest : public ::testing::Test {
   static void ExpectProtocolViolation(const std::string& input) {
     std::string last;
     std::vector<std::string> events = RunClient(input, &last);
-    ASSERT_GE(events.size(), 3u) << Describe(events);
-    EXPECT_EQ(events.back(), "stop") << Describe(events);
+    ASSERT_GE(events.size(), 3u) << Join(events);
+    EXPECT_EQ(events.back(), "stop") << Join(events);
     EXPECT_TRUE(events[events.size() - 2].starts_with("OnProtocolError INVALID_ARGUMENT"))
-        << Describe(events);
+        << Join(events);
     ASSERT_GE(last.size(), kHeaderLen);
     EXPECT_EQ(last[0], 'E');
     EXPECT_EQ(ReadU32(AsBytes(last).data() + 1), last.size() - 1);
@@ -853,7 +702,7 @@ TEST_F(BadInputTest, BadMessageLengthAfterLogin) {
 TEST_F(BadInputTest, SslRequestGetsN) {
   std::string ssl("\x00\x00\x00\x08\x04\xd2\x16\x2f", 8);
   std::vector<std::string> events = RunClient(ssl + Startup({{"user", "fixture"}}));
-  ASSERT_GE(events.size(), 3u) << Describe(events);
+  ASSERT_GE(events.size(), 3u) << Join(events);
   EXPECT_EQ(events[0], "SendToClient 4e");
   EXPECT_EQ(events[1], "OnStartup user=fixture database=fixture");
   // Then the md5 challenge with the injected salt, and the codec waits for the password.
@@ -891,7 +740,7 @@ TEST_F(BadInputTest, GoodLoginThenQuery) {
   std::string query = QueryMessage("SELECT 1");
   std::vector<std::string> events =
       RunClient(Login() + query + std::string("X\x00\x00\x00\x04", 5));
-  ASSERT_GE(events.size(), 4u) << Describe(events);
+  ASSERT_GE(events.size(), 4u) << Join(events);
   EXPECT_EQ(std::vector<std::string>(events.end() - 4, events.end()),
             (std::vector<std::string>{"OnRequestEnd", Cat("forward ", Hex(query)), "OnTerminate",
                                       "stop"}));
@@ -935,13 +784,11 @@ TEST(ServerBadInputTest, GarbageDuringLogin) {
   auto events = RunServer("HTTP/1.1 400 Bad Request\r\n\r\n");
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events.back(), "stop");
-  EXPECT_TRUE(events[events.size() - 2].starts_with("OnLoginFailed code=08006"))
-      << Describe(events);
+  EXPECT_TRUE(events[events.size() - 2].starts_with("OnLoginFailed code=08006")) << Join(events);
   // An unsupported auth method.
   Writer w;
   events = RunServer(w.Begin('R').U32(7).Take());
-  EXPECT_TRUE(events[events.size() - 2].starts_with("OnLoginFailed code=08006"))
-      << Describe(events);
+  EXPECT_TRUE(events[events.size() - 2].starts_with("OnLoginFailed code=08006")) << Join(events);
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "codec_test_driver.h"
 #include "codecs/api/codec.h"
 #include "codecs/api/registry.h"
 #include "codecs/mysql/client_codec.h"
@@ -41,12 +42,12 @@
 namespace wirepool::codec::mysql {
 namespace {
 
+using namespace ::wirepool::codec::testing;  // NOLINT(build/namespaces): the shared harness
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr uint32_t kSplitSeed = 20240611;
 constexpr size_t kMaxInlineBytes = 128;
 constexpr uint32_t kConnectionId = 7;
 constexpr char kPeerHost[] = "10.1.2.3";
@@ -54,16 +55,7 @@ constexpr char kPeerHost[] = "10.1.2.3";
 // ---------------------------------------------------------------------------------------------
 // Bytes
 
-std::string Hex(std::string_view raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0x0f]);
-  }
-  return out;
-}
-
+// Lenient, unlike the shared strict Unhex: the hex here is the test's own, so no error path.
 std::string Unhex(std::string_view hex) {
   auto digit = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
   std::string out;
@@ -73,16 +65,7 @@ std::string Unhex(std::string_view hex) {
   return out;
 }
 
-std::string Bytes(std::string_view raw) {
-  if (raw.size() <= kMaxInlineBytes) {
-    return Hex(raw);
-  }
-  return Cat(raw.size(), " bytes sha256:", Hex(crypto::Sha256(raw)).substr(0, 16));
-}
-
-ByteView AsBytes(std::string_view s) {
-  return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
+std::string Bytes(std::string_view raw) { return HexOrDigest(raw, kMaxInlineBytes); }
 
 std::string Le(uint64_t v, int n) {
   std::string out;
@@ -188,24 +171,8 @@ std::string RsaPassword(std::string_view pem, std::string_view password,
   return out;
 }
 
-// What the test's RandomFn yields: `prefix`, then a counter from 0x10. With no prefix the
-// codec's scramble is 0x10 0x11 ... 0x23.
-RandomFn CounterRandom(std::string prefix) {
-  struct State {
-    std::string prefix;
-    size_t pos = 0;
-    uint8_t counter = 0x10;
-  };
-  auto state = std::make_shared<State>();
-  state->prefix = std::move(prefix);
-  return [state](uint8_t* out, size_t len) {
-    for (size_t i = 0; i < len; ++i) {
-      out[i] = state->pos < state->prefix.size() ? static_cast<uint8_t>(state->prefix[state->pos++])
-                                                 : state->counter++;
-    }
-  };
-}
-
+// The test's RandomFn is the shared CounterRandom: with no prefix the codec's scramble is
+// 0x10 0x11 ... 0x23.
 std::string DefaultScramble() {
   std::string s;
   for (int i = 0; i < 20; ++i) {
@@ -302,29 +269,6 @@ std::vector<std::string> DescribeSent(std::string_view bytes) {
   }
   return out;
 }
-
-class EventLog {
- public:
-  void Add(std::string event) {
-    FlushForward();
-    events_.push_back(std::move(event));
-  }
-  void Forward(std::string_view bytes) { forward_.append(bytes); }
-  std::vector<std::string> Take() {
-    FlushForward();
-    return std::move(events_);
-  }
-
- private:
-  void FlushForward() {
-    if (!forward_.empty()) {
-      events_.push_back(Cat("forward ", Bytes(forward_)));
-      forward_.clear();
-    }
-  }
-  std::vector<std::string> events_;
-  std::string forward_;
-};
 
 // Plays proxy/pump.h over a contiguous buffer, checking every Step against the codec contract.
 // `answer()` gives the proxy's deferred answers a turn whenever the pump would stop pumping;
@@ -536,7 +480,7 @@ class CodecRun final : public ClientCodecSink {
 
   CaseSetup setup_;
   std::map<std::string, UserSecret> secrets_;
-  EventLog log_;
+  EventLog log_{kMaxInlineBytes};
   Pump pump_;
   std::unique_ptr<ClientCodec> codec_;
   std::string user_;
@@ -550,82 +494,20 @@ class CodecRun final : public ClientCodecSink {
 // ---------------------------------------------------------------------------------------------
 // Splits
 
-struct Split {
-  std::string name;
-  std::vector<std::string_view> chunks;
-};
-
-struct SplitPlan {
-  int random_splits = 20;
-  std::vector<size_t> scales = {2, 7, 64, 600, 5000};
+// The shared SplitPlan, plus whether to run again with BeginAuth deferred.
+struct SplitPlan : codec::testing::SplitPlan {
   bool deferred_auth_too = true;  // also run with BeginAuth deferred (matters only for logins)
-  // When non-zero, the byte-by-byte split feeds only the first and last `byte_edges` bytes one
-  // at a time and the middle in one chunk (for a 16 MiB stream whose middle is one payload).
-  size_t byte_edges = 0;
 };
-
-// Whole, byte by byte, and seeded random cuts with chunk sizes drawn from a few scales.
-std::vector<Split> Splits(std::string_view whole, const SplitPlan& plan) {
-  std::vector<Split> out;
-  out.push_back({"whole", {whole}});
-  Split bytes{"byte by byte", {}};
-  size_t edges = plan.byte_edges;
-  for (size_t i = 0; i < whole.size(); ++i) {
-    if (edges > 0 && i == edges && whole.size() > 2 * edges) {
-      bytes.name = Cat("byte by byte but for the middle ", whole.size() - 2 * edges, " bytes");
-      bytes.chunks.push_back(whole.substr(i, whole.size() - 2 * edges));
-      i = whole.size() - edges - 1;
-      continue;
-    }
-    bytes.chunks.push_back(whole.substr(i, 1));
-  }
-  out.push_back(std::move(bytes));
-  std::mt19937 rng(kSplitSeed);
-  for (int i = 0; i < plan.random_splits; ++i) {
-    size_t scale = plan.scales[rng() % plan.scales.size()];
-    Split s{Cat("random split ", i, " (chunks up to ", scale, " bytes)"), {}};
-    for (size_t pos = 0; pos < whole.size();) {
-      size_t n = std::min<size_t>(1 + rng() % scale, whole.size() - pos);
-      s.chunks.push_back(whole.substr(pos, n));
-      pos += n;
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
-}
 
 std::string Describe(const std::vector<std::string>& events) {
-  std::string out;
-  for (const auto& e : events) {
-    out += "  " + e + "\n";
-  }
-  return out;
-}
-
-::testing::AssertionResult SameEvents(const std::vector<std::string>& expected,
-                                      const std::vector<std::string>& actual) {
-  size_t n = std::min(expected.size(), actual.size());
-  for (size_t i = 0; i < n; ++i) {
-    if (expected[i] != actual[i]) {
-      return ::testing::AssertionFailure()
-             << "events differ at line " << i + 1 << ":\n  expected: " << expected[i]
-             << "\n  actual:   " << actual[i];
-    }
-  }
-  if (expected.size() != actual.size()) {
-    return ::testing::AssertionFailure()
-           << "expected " << expected.size() << " events, got " << actual.size()
-           << "; first extra: " << (expected.size() > n ? expected[n] : actual[n]);
-  }
-  return ::testing::AssertionSuccess();
+  return AgreeingRuns::Describe(events);
 }
 
 // Feeds `stream` in every split, with auth answered at once and deferred; checks that all runs
 // give the same events and returns them.
 std::vector<std::string> RunCase(std::string_view stream, CaseSetup setup = {},
                                  const SplitPlan& plan = {}) {
-  std::vector<std::string> first;
-  std::string first_name;
+  AgreeingRuns runs(/*describe=*/true);
   for (bool deferred : {false, true}) {
     if (deferred && !plan.deferred_auth_too) {
       break;
@@ -633,25 +515,10 @@ std::vector<std::string> RunCase(std::string_view stream, CaseSetup setup = {},
     setup.deferred_auth = deferred;
     for (const Split& split : Splits(stream, plan)) {
       CodecRun run(setup);
-      for (std::string_view chunk : split.chunks) {
-        if (run.stopped()) {
-          break;
-        }
-        run.Feed(chunk);
-      }
-      std::vector<std::string> events = run.Finish();
-      std::string name = Cat(split.name, deferred ? ", auth deferred" : "");
-      if (first_name.empty()) {
-        first = std::move(events);
-        first_name = name;
-        continue;
-      }
-      EXPECT_TRUE(SameEvents(first, events))
-          << "split \"" << name << "\" differs from \"" << first_name << "\"\n"
-          << Describe(events);
+      runs.Add(Cat(split.name, deferred ? ", auth deferred" : ""), FeedSplit(run, split));
     }
   }
-  return first;
+  return runs.Take();
 }
 
 // The events after the handshake (which every run starts with).
@@ -1128,7 +995,7 @@ TEST(MysqlClientCommandTest, TwentyMebibyteQueryIsStreamed) {
   ASSERT_EQ(ReadLe(big, 0, 3), 0xffffffu);
   ASSERT_EQ(big[3 + 4 + 0xffffff], '\x01') << "continuation has sequence id 1";
   std::string stream = Login() + big + Command(kComPing);
-  SplitPlan plan{3, {4096, 1 << 20}, false};
+  SplitPlan plan{{.random_splits = 3, .scales = {4096, 1 << 20}}, false};
   EXPECT_THAT(
       AfterLogin(RunCase(stream, {}, plan)),
       ElementsAre("OnRequestEnd 259" /* COM_QUERY | kTagMultiPacket */, Cat("forward ", Bytes(big)),
@@ -1194,7 +1061,7 @@ TEST(MysqlClientCommandTest, LocalInfileChunkOfMaxSize) {
   std::string load = Query("LOAD DATA LOCAL INFILE 'x.tsv' INTO TABLE t");
   std::string chunk = Frame(2, std::string(0xffffff, 'z'));
   ASSERT_EQ(chunk.size(), 4u + 0xffffff + 4u);
-  SplitPlan plan{2, {1 << 20}, false, 1 << 16};
+  SplitPlan plan{{.random_splits = 2, .scales = {1 << 20}, .byte_edges = 1 << 16}, false};
   auto events = AfterLogin(RunCase(Login() + load + chunk, {}, plan));
   EXPECT_THAT(events, ElementsAre("OnRequestEnd 3", Cat("forward ", Bytes(load + chunk)),
                                   "end buffered=0 mid_request=1"));

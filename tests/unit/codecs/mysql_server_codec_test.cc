@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "codec_test_driver.h"
 #include "codecs/api/codec.h"
 #include "codecs/mysql/auth.h"
 #include "codecs/mysql/wire.h"
@@ -45,9 +46,9 @@ namespace wirepool::codec::mysql {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace ::wirepool::codec::testing;  // NOLINT(build/namespaces): the shared harness
 
 constexpr size_t kMaxInlineBytes = 96;
-constexpr uint32_t kSplitSeed = 20240611;
 constexpr int kRandomSplits = 20;
 constexpr size_t kProxyMaxWholeMessage = 1 << 20;  // proxy/server_conn.cc
 
@@ -62,49 +63,7 @@ constexpr char kScramble[] = "abcdefghijklmnopqrst";  // 20 bytes
 // ---------------------------------------------------------------------------------------------
 // Bytes
 
-std::string Hex(std::string_view raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(raw.size() * 2);
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0x0f]);
-  }
-  return out;
-}
-
-std::optional<std::string> Unhex(std::string_view hex) {
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  if (hex.size() % 2 != 0) {
-    return std::nullopt;
-  }
-  std::string out;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int hi = digit(hex[i]);
-    int lo = digit(hex[i + 1]);
-    if (hi < 0 || lo < 0) {
-      return std::nullopt;
-    }
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
-}
-
-std::string Bytes(std::string_view raw) {
-  if (raw.size() <= kMaxInlineBytes) {
-    return Hex(raw);
-  }
-  return Cat(raw.size(), " bytes sha256:", Hex(crypto::Sha256(raw)).substr(0, 16));
-}
-
-ByteView AsBytes(std::string_view s) {
-  return ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
+std::string Bytes(std::string_view raw) { return HexOrDigest(raw, kMaxInlineBytes); }
 
 std::string Pkt(uint8_t seq, std::string_view payload) { return FramePacket(payload, seq); }
 
@@ -388,15 +347,6 @@ std::vector<std::string> Execute(const ServerLogin& login, const Script& script,
     inspect(run);
   }
   return events;
-}
-
-std::string Join(const std::vector<std::string>& events) {
-  std::string out;
-  for (const std::string& e : events) {
-    out += e;
-    out += '\n';
-  }
-  return out;
 }
 
 // Runs `script` whole, byte by byte and in seeded random splits; all must agree.
