@@ -123,18 +123,11 @@ def config(env):
     return build
 
 
-@pytest.fixture
-def wirepool(request, env, tmp_path, make_role):
-    """Factory: wirepool(config_dict_or_text, extra_env=None, wait_for=None).
-
-    Writes the config into tmp_path, starts WIREPOOL_BIN -c FILE with stderr
-    to a log file, waits up to 10 s for `proxy=<name> listening on ...:<port>`
-    for every proxy (or the names in wait_for), and returns a Wirepool with
-    .port(name='pg'), .log_text(), .pid, .send_signal(). Stopped at teardown
-    (SIGINT, wait, SIGKILL); a wirepool that died by itself, or logged a
-    sanitizer error, fails the test. (make_role is requested so that roles are
-    dropped only after wirepool has stopped.)"""
-    binary = env["WIREPOOL_BIN"]
+def _wirepool_factory(request, binary, tmp_path, prefix, default_proxy):
+    """The body of the `wirepool` and `my_wirepool` fixtures: a generator that
+    yields start(cfg, extra_env=None, wait_for=None) and, at teardown, stops
+    every wirepool it started and fails the test if one died by itself or
+    logged a sanitizer error."""
     started = []
     request.node._wirepools = started
 
@@ -146,15 +139,15 @@ def wirepool(request, env, tmp_path, make_role):
                 pytrace=False,
             )
         n = len(started)
-        cfg_path = tmp_path / f"wirepool-{n}.yaml"
+        cfg_path = tmp_path / f"{prefix}-{n}.yaml"
         cfg_path.write_text(config_text(cfg))
-        wp = Wirepool(binary, cfg_path, tmp_path / f"wirepool-{n}.log", extra_env)
+        wp = Wirepool(binary, cfg_path, tmp_path / f"{prefix}-{n}.log", extra_env)
         started.append(wp)
         if wait_for is None:
             if isinstance(cfg, dict):
                 wait_for = [p["name"] for p in cfg.get("proxies", [])]
             else:
-                wait_for = ["pg"]
+                wait_for = [default_proxy]
         try:
             wp.wait_listening(wait_for, timeout=10)
         except RuntimeError as e:
@@ -174,6 +167,20 @@ def wirepool(request, env, tmp_path, make_role):
     if problems:
         tails = "\n\n".join(f"--- {wp.log_path}\n{wp.log_tail(80)}" for wp in started)
         pytest.fail("; ".join(problems) + "\n" + tails, pytrace=False)
+
+
+@pytest.fixture
+def wirepool(request, env, tmp_path, make_role):
+    """Factory: wirepool(config_dict_or_text, extra_env=None, wait_for=None).
+
+    Writes the config into tmp_path, starts WIREPOOL_BIN -c FILE with stderr
+    to a log file, waits up to 10 s for `proxy=<name> listening on ...:<port>`
+    for every proxy (or the names in wait_for), and returns a Wirepool with
+    .port(name='pg'), .log_text(), .pid, .send_signal(). Stopped at teardown
+    (SIGINT, wait, SIGKILL); a wirepool that died by itself, or logged a
+    sanitizer error, fails the test. (make_role is requested so that roles are
+    dropped only after wirepool has stopped.)"""
+    yield from _wirepool_factory(request, env["WIREPOOL_BIN"], tmp_path, "wirepool", "pg")
 
 
 @pytest.fixture
@@ -234,46 +241,7 @@ def my_wirepool(request, my_env, tmp_path):
     wait_for=None) starts WIREPOOL_BIN, waits for `proxy=my listening on ...`
     and returns a Wirepool (.port('my')). Stopped at teardown; a wirepool that
     died by itself or logged a sanitizer error fails the test."""
-    binary = my_env["WIREPOOL_BIN"]
-    started = []
-    request.node._wirepools = started
-
-    def start(cfg, extra_env=None, wait_for=None):
-        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-            pytest.fail(
-                f"wirepool binary {binary} is missing or not executable: build it "
-                f"first (tools/test builds it), or set WIREPOOL_BIN",
-                pytrace=False,
-            )
-        n = len(started)
-        cfg_path = tmp_path / f"my-wirepool-{n}.yaml"
-        cfg_path.write_text(config_text(cfg))
-        wp = Wirepool(binary, cfg_path, tmp_path / f"my-wirepool-{n}.log", extra_env)
-        started.append(wp)
-        if wait_for is None:
-            if isinstance(cfg, dict):
-                wait_for = [p["name"] for p in cfg.get("proxies", [])]
-            else:
-                wait_for = ["my"]
-        try:
-            wp.wait_listening(wait_for, timeout=10)
-        except RuntimeError as e:
-            pytest.fail(str(e), pytrace=False)
-        return wp
-
-    yield start
-
-    problems = []
-    for wp in started:
-        before = wp.stop()
-        if before is not None and not wp.stopped_on_purpose:
-            problems.append(f"wirepool pid {wp.pid} exited by itself with code {before}")
-        m = SANITIZER_RE.search(wp.log_text())
-        if m:
-            problems.append(f"wirepool pid {wp.pid} logged a sanitizer error: {m.group(0)}")
-    if problems:
-        tails = "\n\n".join(f"--- {wp.log_path}\n{wp.log_tail(80)}" for wp in started)
-        pytest.fail("; ".join(problems) + "\n" + tails, pytrace=False)
+    yield from _wirepool_factory(request, my_env["WIREPOOL_BIN"], tmp_path, "my-wirepool", "my")
 
 
 @pytest.fixture
