@@ -1,5 +1,5 @@
-#include "core/strings.h"
 #include "core/tcp.h"
+#include "core/strings.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -73,12 +73,28 @@ struct TcpStream::Cell {
   int in_flight_writes = 0;
   bool close_when_drained = false;
   bool closing = false;
+  uv_timer_t* linger =
+      nullptr;  // bounds how long queued bytes may wait for a peer that never reads
+
+  void StartLinger(uint64_t limit_ms) {
+    linger = new uv_timer_t;
+    uv_timer_init(tcp.loop, linger);
+    linger->data = this;
+    uv_timer_start(
+        linger, [](uv_timer_t* t) { static_cast<Cell*>(t->data)->CloseHandle(); }, limit_ms, 0);
+  }
 
   void CloseHandle() {
     if (closing) {
       return;
     }
     closing = true;
+    if (linger != nullptr) {
+      // Closed before the stream, so its callback can never see a freed cell.
+      uv_close(reinterpret_cast<uv_handle_t*>(linger),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      linger = nullptr;
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
              [](uv_handle_t* h) { delete static_cast<Cell*>(h->data); });
   }
@@ -238,8 +254,8 @@ void TcpStream::Flush() {
   std::vector<uv_buf_t> bufs;
   bufs.reserve(pending_.size() - start);
   for (size_t i = start; i < pending_.size(); ++i) {
-    bufs.push_back(uv_buf_init(
-        const_cast<char*>(reinterpret_cast<const char*>(pending_[i].data())), pending_[i].size()));
+    bufs.push_back(uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(pending_[i].data())),
+                               pending_[i].size()));
     req->bytes += pending_[i].size();
     req->slices.push_back(std::move(pending_[i]));
   }
@@ -295,11 +311,11 @@ void TcpStream::FailAndClose(const absl::Status& why) {
   if (cell_ == nullptr) {
     return;
   }
-  DetachCell(false);
+  DetachCell(false, absl::ZeroDuration());
   handler_.OnStreamClosed(*this, why);  // may destroy this stream
 }
 
-void TcpStream::DetachCell(bool linger) {
+void TcpStream::DetachCell(bool linger, absl::Duration limit) {
   Cell* cell = cell_;
   cell_ = nullptr;
   reading_ = false;
@@ -309,6 +325,8 @@ void TcpStream::DetachCell(bool linger) {
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&cell->tcp));
   if (linger && cell->in_flight_writes > 0) {
     cell->close_when_drained = true;
+    cell->StartLinger(
+        static_cast<uint64_t>(std::max<int64_t>(1, absl::ToInt64Milliseconds(limit))));
     return;
   }
   cell->CloseHandle();
@@ -316,16 +334,16 @@ void TcpStream::DetachCell(bool linger) {
 
 void TcpStream::Close() {
   if (cell_ != nullptr) {
-    DetachCell(false);
+    DetachCell(false, absl::ZeroDuration());
   }
 }
 
-void TcpStream::CloseAfterFlush() {
+void TcpStream::CloseAfterFlush(absl::Duration limit) {
   if (cell_ == nullptr) {
     return;
   }
   Flush();
-  DetachCell(true);
+  DetachCell(true, limit);
 }
 
 struct TcpListener::Cell {

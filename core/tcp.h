@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/buffer.h"
 #include "uv.h"
 
@@ -70,8 +71,10 @@ class TcpStream {
 
   // Closes now; pending writes are dropped and no handler method is called again.
   void Close();
-  // Sends what is queued, then closes; no handler method is called again.
-  void CloseAfterFlush();
+  // Sends what is queued, then closes; no handler method is called again. A peer that does not
+  // read what is queued within `limit` is cut off, so a closed connection never lingers forever.
+  static constexpr absl::Duration kLingerLimit = absl::Seconds(10);
+  void CloseAfterFlush(absl::Duration limit = kLingerLimit);
   bool open() const { return cell_ != nullptr; }
 
   const std::string& peer() const { return peer_; }
@@ -85,7 +88,7 @@ class TcpStream {
   void HandleWriteDone(size_t bytes, int status);
   void HandleConnect(int status);
   void FailAndClose(const absl::Status& why);
-  void DetachCell(bool linger);
+  void DetachCell(bool linger, absl::Duration limit);
 
   TcpStreamHandler& handler_;
   Cell* cell_;
