@@ -1,11 +1,11 @@
-#include "core/strings.h"
 #include "proxy/client_session.h"
+#include "core/strings.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/log.h"
 #include "proxy/proxy.h"
 #include "proxy/pump.h"
 #include "proxy/server_conn.h"
-#include "core/log.h"
 
 namespace wirepool::proxy {
 namespace {
@@ -15,18 +15,14 @@ constexpr size_t kMaxWholeMessage = 1 << 20;
 }  // namespace
 
 ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
-    : proxy_(proxy),
-      id_(id),
-      stream_(proxy.uv_loop(), *this),
-      timer_(proxy.uv_loop(), [this] {
+    : proxy_(proxy), id_(id), stream_(proxy.uv_loop(), *this), timer_(proxy.uv_loop(), [this] {
         if (state_ == State::kLogin) {
           FailWith(codec::ProxyError::kLoginTimeout, "timeout while logging in to wirepool");
         } else if (state_ == State::kWaiting) {
           FailWith(codec::ProxyError::kPoolTimeout,
                    Cat("no server connection available in pool \"", pool_->name,
-                                "\" within connection_borrow_timeout (",
-                                absl::FormatDuration(proxy_.settings().connection_borrow_timeout),
-                                ")"));
+                       "\" within connection_borrow_timeout (",
+                       absl::FormatDuration(proxy_.settings().connection_borrow_timeout), ")"));
         }
       }) {}
 
@@ -108,6 +104,20 @@ void ClientSession::OnWritesDrained(core::TcpStream&) {
 }
 
 void ClientSession::OnStartup(const codec::StartupInfo& info) {
+  if (state_ == State::kActive) {
+    // The client logs in again on this connection (MySQL COM_CHANGE_USER), perhaps as another
+    // user: its server goes back to its pool (reset, so nothing of the old session survives),
+    // and it borrows from the new user's pool once the codec says the password is right.
+    ServerConn* server = server_;
+    server_ = nullptr;
+    if (server != nullptr) {
+      server->Detach();
+    }
+    state_ = State::kLogin;
+    users_ = proxy_.users();
+    timer_.Start(proxy_.settings().client_login_timeout);
+    spdlog::debug("conn={} logs in again as {}", name(), info.user);
+  }
   startup_ = info;
   user_ = users_->Find(info.user);
   codec_->BeginAuth(user_ != nullptr ? &user_->secret : nullptr);
@@ -157,6 +167,9 @@ void ClientSession::OnRequestEnd(uint32_t tag) {
 
 void ClientSession::OnKill(std::string_view target_key, bool whole_connection) {
   bool found = proxy_.Kill(*this, target_key, whole_connection);
+  if (server_ != nullptr) {
+    codec_->FollowServer(server_->codec().ResponseState());
+  }
   codec_->AnswerKill(found, target_key);
 }
 
@@ -176,12 +189,15 @@ void ClientSession::OnProtocolError(const absl::Status& status) {
 }
 
 void ClientSession::OnServerLost(std::string_view why) {
+  if (server_ != nullptr && state_ == State::kActive) {
+    // The error below may land in the middle of the server's answer.
+    codec_->FollowServer(server_->codec().ResponseState());
+  }
   server_ = nullptr;
   if (state_ == State::kClosed) {
     return;
   }
-  FailWith(codec::ProxyError::kServerLost,
-           Cat("server connection lost: ", why));
+  FailWith(codec::ProxyError::kServerLost, Cat("server connection lost: ", why));
 }
 
 void ClientSession::FailWith(codec::ProxyError error, std::string_view message) {
@@ -201,8 +217,8 @@ void ClientSession::FailWithServerError(const codec::WireError& error) {
   }
   server_ = nullptr;
   proxy_.CountError("server_refused_login");
-  spdlog::info("conn={} proxy={} server refused the login: {} {}", name(),
-               proxy_.settings().name, error.code, error.message);
+  spdlog::info("conn={} proxy={} server refused the login: {} {}", name(), proxy_.settings().name,
+               error.code, error.message);
   codec_->SendServerError(error);
   Close("server refused login");
 }

@@ -152,6 +152,10 @@ class ClientCodec {
   virtual void SendServerError(const WireError& error) = 0;
   // Answers OnKill: done, or no such connection of this user.
   virtual void AnswerKill(bool found, std::string_view target_key) {}
+  // What ServerCodec::ResponseState says of the client's server, given before the proxy speaks
+  // into that server's answer (an error when the server is lost mid-response, the answer to a
+  // KILL), so that what the proxy sends fits where the answer stands.
+  virtual void FollowServer(std::string_view response_state) {}
 };
 
 class ServerCodecSink {
@@ -201,6 +205,10 @@ class ServerCodec {
   virtual void SendSetParameters(const ParamList& params) = 0;
   // Which of the client's parameters this server does not have yet; empty when nothing to do.
   virtual ParamList ParametersToApply(const ParamList& wanted) const = 0;
+  // Where the answer to the current request stands (MySQL: the next sequence id and the last
+  // status flags), opaque to the proxy and handed to ClientCodec::FollowServer. Empty when the
+  // protocol needs nothing of the kind.
+  virtual std::string ResponseState() const { return {}; }
 };
 
 struct CancelPlan {

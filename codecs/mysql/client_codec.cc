@@ -244,8 +244,13 @@ Step ClientCodec::OnHandshakeResponse(ByteView payload) {
   client_plugin_ = std::string(plugin);
   auth_response_ = std::string(*response);
   charset_ = *charset;
-  uint32_t negotiated = client_caps_ & server_caps_;
+  state_ = State::kAwaitAuth;
+  sink_.OnStartup(MakeStartup(database));
+  return {Verdict::kConsume};
+}
 
+StartupInfo ClientCodec::MakeStartup(std::string_view database) const {
+  uint32_t negotiated = client_caps_ & server_caps_;
   StartupInfo info;
   info.user = user_;
   info.database = std::string(database);
@@ -256,17 +261,17 @@ Step ClientCodec::OnHandshakeResponse(ByteView payload) {
   if (!database.empty()) {
     info.params = {{"schema", std::string(database)}};
   }
-  state_ = State::kAwaitAuth;
-  sink_.OnStartup(info);
-  return {Verdict::kConsume};
+  return info;
 }
 
 void ClientCodec::CompleteLogin(const ParamList& server_params) {
   if (state_ != State::kAwaitLogin) {
     return;
   }
+  // A fresh session (after COM_CHANGE_USER too): autocommit, no transaction.
+  server_status_ = kStatusAutocommit;
   OkPacket ok;
-  ok.status = kStatusAutocommit;
+  ok.status = server_status_;
   SendPacket(OkPayload(ok, client_caps_ & server_caps_));
   // Every command from now on starts an exchange of its own at sequence id 0.
   state_ = State::kRunning;

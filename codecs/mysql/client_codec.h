@@ -5,7 +5,8 @@
 // (mysql_native_password or caching_sha2_password, with AuthSwitchRequest between them and
 // caching_sha2 full authentication over RSA), waits for the proxy to log the client in, and then
 // frames commands: packets are forwarded unchanged and streamed, never buffered whole, except the
-// few the codec must read (login packets, short COM_QUERY for KILL, COM_PROCESS_KILL).
+// few the codec must read (login packets, short COM_QUERY for KILL, COM_PROCESS_KILL,
+// COM_CHANGE_USER, which re-runs the auth exchange and asks the proxy for a login again).
 //
 // Split by message family: client_codec.cc (handshake, login packet, dispatch, errors),
 // client_auth.cc (the auth exchange), client_command.cc (commands while running).
@@ -49,6 +50,7 @@ class ClientCodec final : public codec::ClientCodec {
   void SendError(ProxyError error, std::string_view message) override;
   void SendServerError(const WireError& error) override;
   void AnswerKill(bool found, std::string_view target_key) override;
+  void FollowServer(std::string_view response_state) override;
 
  private:
   enum class State {
@@ -69,6 +71,8 @@ class ClientCodec final : public codec::ClientCodec {
   // Login (client_codec.cc).
   Step OnLoginBytes(ByteView in);
   Step OnHandshakeResponse(ByteView payload);
+  // What OnStartup reports for the current user_, charset_ and flags.
+  StartupInfo MakeStartup(std::string_view database) const;
   // Auth (client_auth.cc).
   Step OnAuthPacket(ByteView payload);
   Step VerifyResponse(std::string_view response);
@@ -83,6 +87,8 @@ class ClientCodec final : public codec::ClientCodec {
   Step OnCommand(ByteView in, const PacketHeader& header);
   Step OnQueryPacket(ByteView in, const PacketHeader& header);
   Step OnProcessKill(ByteView in, const PacketHeader& header);
+  // COM_CHANGE_USER: the client logs in again over the same connection.
+  Step OnChangeUser(ByteView in, const PacketHeader& header);
   Step ForwardPacket(ByteView in, const PacketHeader& header);
 
   // Sends one packet of the current exchange (the next sequence id).
@@ -120,6 +126,9 @@ class ClientCodec final : public codec::ClientCodec {
   bool continued_ = false;   // the last packet was 0xffffff long: the next one continues it
   Traffic traffic_ = Traffic::kCommand;
   bool mid_request_ = false;
+  // The status flags of the client's server as last reported by FollowServer; what the proxy's
+  // own OK packets say.
+  uint16_t server_status_ = kStatusAutocommit;
 };
 
 }  // namespace wirepool::codec::mysql

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -158,10 +160,7 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
     case kComProcessKill:
       return OnProcessKill(in, header);
     case kComChangeUser:
-      // COM_CHANGE_USER will re-authenticate at the proxy and move the client to that user's
-      // pool (issue 3); until that is built it is refused rather than passed to a shared server.
-      return Refuse(ProxyError::kNotSupported, "COM_CHANGE_USER is not supported by wirepool yet",
-                    absl::UnimplementedError("COM_CHANGE_USER refused"));
+      return OnChangeUser(in, header);
     case kComBinlogDump:
     case kComRegisterSlave:
     case kComBinlogDumpGtid:
@@ -227,6 +226,63 @@ Step ClientCodec::OnProcessKill(ByteView in, const PacketHeader& header) {
   return {Verdict::kConsume, total};
 }
 
+// COM_CHANGE_USER is never passed to a server: the proxy checks the password itself, as at
+// login, against the handshake's scramble (the one the client answers), and reports a new
+// OnStartup; the proxy then gives the client a server of the new user's pool.
+Step ClientCodec::OnChangeUser(ByteView in, const PacketHeader& header) {
+  size_t total = kHeaderLen + header.length;
+  if (header.length >= kMaxPayload || total > options_.max_startup_bytes) {
+    return Violation(Cat("COM_CHANGE_USER packet of ", header.length,
+                         " bytes is over the login limit of ", options_.max_startup_bytes,
+                         " bytes"));
+  }
+  if (in.size() < total) {
+    return {Verdict::kNeedMore, total};
+  }
+  constexpr const char* kMalformed = "malformed COM_CHANGE_USER packet";
+  Reader r(in.subspan(kHeaderLen + 1, header.length - 1));
+  auto user = r.NulString();
+  std::optional<std::string_view> response;
+  if (user && (client_caps_ & kSecureConnection)) {
+    if (auto len = r.U8()) {
+      response = r.Bytes(*len);
+    }
+  } else if (user) {
+    response = r.NulString();
+  }
+  auto schema = response ? r.NulString() : std::nullopt;
+  if (!schema) {
+    return Violation(kMalformed);
+  }
+  uint8_t charset = charset_;
+  if (r.remaining() >= 2) {
+    uint16_t cs = *r.U16();
+    if (cs > 0 && cs <= 0xff) {
+      charset = static_cast<uint8_t>(cs);
+    }
+  }
+  std::string_view plugin = kNativePassword;
+  if ((client_caps_ & kPluginAuth) && !r.done()) {
+    auto name = r.NulString();
+    if (!name && (client_caps_ & kConnectAttrs)) {
+      return Violation(kMalformed);
+    }
+    plugin = name ? *name : r.Rest();
+  }
+  // Connection attributes may follow; like the handshake's, they are not used.
+  user_ = std::string(*user);
+  client_plugin_ = std::string(plugin);
+  auth_response_ = std::string(*response);
+  charset_ = charset;
+  startup_bytes_ = total;
+  state_ = State::kAwaitAuth;
+  sink_.OnStartup(MakeStartup(*schema));
+  if (state_ == State::kDone) {
+    return {Verdict::kStop};
+  }
+  return {Verdict::kConsume, total};
+}
+
 Step ClientCodec::ForwardPacket(ByteView in, const PacketHeader& header) {
   bool starts_logical_packet = !continued_;
   continued_ = header.length == kMaxPayload;
@@ -250,11 +306,33 @@ void ClientCodec::AnswerKill(bool found, std::string_view target_key) {
   }
   if (found) {
     OkPacket ok;
-    ok.status = kStatusAutocommit;
+    ok.status = server_status_ & ~kStatusMoreResultsExist;
     SendPacket(OkPayload(ok, client_caps_ & server_caps_));
     return;
   }
   SendPacket(ErrPayload(1094, "HY000", Cat("Unknown thread id: ", target_key)));
+}
+
+void ClientCodec::FollowServer(std::string_view response_state) {
+  // "<status>" or "<status>:<next sequence id>" (mysql::ServerCodec::ResponseState).
+  std::string_view status = response_state.substr(0, response_state.find(':'));
+  uint16_t flags = 0;
+  auto [end, ec] = std::from_chars(status.data(), status.data() + status.size(), flags);
+  if (ec != std::errc() || end != status.data() + status.size()) {
+    return;
+  }
+  server_status_ = flags;
+  if (status.size() == response_state.size() || state_ != State::kRunning) {
+    return;
+  }
+  std::string_view seq = response_state.substr(status.size() + 1);
+  uint8_t next = 0;
+  auto [seq_end, seq_ec] = std::from_chars(seq.data(), seq.data() + seq.size(), next);
+  if (seq_ec == std::errc() && seq_end == seq.data() + seq.size()) {
+    // The server's answer is under way: what the proxy adds continues its numbering.
+    seq_ = next;
+    awaiting_client_ = false;
+  }
 }
 
 }  // namespace wirepool::codec::mysql

@@ -166,6 +166,13 @@ void ServerCodec::SendSetParameters(const ParamList& params) {
   }
 }
 
+std::string ServerCodec::ResponseState() const {
+  if (response_started_ && seq_known_) {
+    return Cat(status_, ":", next_seq_);
+  }
+  return Cat(status_);
+}
+
 ParamList ServerCodec::ParametersToApply(const ParamList& wanted) const {
   const std::string* schema = nullptr;
   for (const auto& [name, value] : wanted) {

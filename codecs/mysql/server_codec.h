@@ -46,6 +46,8 @@ class ServerCodec final : public codec::ServerCodec {
   void SendReset() override;
   void SendSetParameters(const ParamList& params) override;
   ParamList ParametersToApply(const ParamList& wanted) const override;
+  // "<status flags>" between responses, "<status flags>:<next sequence id>" inside one.
+  std::string ResponseState() const override;
 
   // The client flags sent in the HandshakeResponse41 (valid once it was sent).
   uint32_t client_flags() const { return client_flags_; }

@@ -228,3 +228,29 @@ def test_node_mysql2_ed25519_backend_user(my_env, my_proxy, proxy_only):
     assert obj["authPlugin"] == "caching_sha2_password", obj
     assert obj["query"]["user"] == f"{user}@127.0.0.1", obj
     assert obj["execute"]["sum"] == 42, obj
+
+
+@pytest.mark.parametrize("client_auth", ["mysql_native_password", "caching_sha2_password"])
+def test_node_mysql2_change_user(my_env, my_proxy, proxy_only, client_auth):
+    """COM_CHANGE_USER (mysql2 changeUser): the proxy checks the new password itself, the old
+    session's state is gone (its server was reset and pooled), and the client lands in the new
+    user's pool (here the ed25519 account's, which MariaDB logs in with client_ed25519)."""
+    env = my_env
+    target = my_proxy(client_auth=client_auth)
+    proxy_only(target, "changing to an account whose backend login is client_ed25519")
+    user2, password2 = env["WP_MY_ED25519_USER"], env["WP_MY_ED25519_PASSWORD"]
+    obj = _node_ok("mysql_change_user.js",
+                   _node_params(env, target, user2=user2, password2=password2,
+                                database2="information_schema"))
+    native = f"{env['WP_MY_NATIVE_USER']}@127.0.0.1"
+    assert obj["first"]["user"] == native and obj["first"]["v"] == 42, obj
+    assert obj["first"]["mode"] == "ANSI_QUOTES" and obj["first"]["tx"] == 1, obj
+    second = obj["second"]
+    assert second["user"] == f"{user2}@127.0.0.1" and second["db"] == "information_schema", obj
+    assert second["v"] is None and second["mode"] != "ANSI_QUOTES" and second["tx"] == 0, obj
+    assert second["sum"] == 42, obj
+    back = obj["back"]
+    assert back["user"] == native and back["db"] == env["WP_MY_DB"], obj
+    assert back["v"] is None and back["mode"] != "ANSI_QUOTES" and back["sum"] == 42, obj
+    assert obj["wrong"]["errno"] == ER_ACCESS_DENIED_ERROR, obj
+    assert ACCESS_DENIED_RE.match(obj["wrong"]["message"]), obj

@@ -363,7 +363,9 @@ struct CaseSetup {
   std::string random_prefix;
   size_t max_startup_bytes = 10000;
   ParamList server_params;
-  std::map<std::string, std::string> users = {{"alice", "alice-pw"}, {"nopw", ""}};
+  std::map<std::string, std::string> users = {
+      {"alice", "alice-pw"}, {"bob", "bob-pw"}, {"nopw", ""}};
+  std::string server_state;  // handed to FollowServer before AnswerKill, when not empty
   std::set<std::string> live_keys = {"42", "99", "5"};  // what AnswerKill finds
   bool deferred_auth = false;
   bool complete_login = true;  // answer OnAuthenticated with CompleteLogin
@@ -446,6 +448,9 @@ class CodecRun final : public ClientCodecSink {
   void OnRequestEnd(uint32_t tag) override { log_.Add(Cat("OnRequestEnd ", tag)); }
   void OnKill(std::string_view key, bool whole_connection) override {
     log_.Add(Cat("OnKill ", key, whole_connection ? " connection" : " query"));
+    if (!setup_.server_state.empty()) {
+      codec_->FollowServer(setup_.server_state);
+    }
     codec_->AnswerKill(setup_.live_keys.contains(std::string(key)), key);
   }
   void OnTerminate() override {
@@ -959,11 +964,86 @@ TEST(MysqlClientCommandTest, QuitIsNotForwarded) {
               ElementsAre("OnTerminate", "stop"));
 }
 
-TEST(MysqlClientCommandTest, ChangeUserIsRefused) {
-  EXPECT_THAT(AfterLogin(RunCase(Login() + Command(kComChangeUser, Nul("bob")))),
-              ElementsAre("send seq=1 ERR 1235 42000 COM_CHANGE_USER is not supported by "
-                          "wirepool yet",
-                          "OnProtocolError UNIMPLEMENTED: COM_CHANGE_USER refused", "stop"));
+// COM_CHANGE_USER as libmariadb sends it (CLIENT_SECURE_CONNECTION: a one-byte auth length).
+std::string ChangeUser(std::string_view user, std::string_view auth, std::string_view schema,
+                       uint16_t charset = 45, std::string_view plugin = kNativePassword) {
+  return Command(kComChangeUser, Nul(user) + Le(auth.size(), 1) + std::string(auth) + Nul(schema) +
+                                     Le(charset, 2) + Nul(plugin) +
+                                     LenencStr(Cat(LenencStr("_os"), LenencStr("Linux"))));
+}
+
+// The client logs in again as bob, answering the handshake's scramble; the proxy is asked for a
+// login as bob with the new schema and character set, and the client runs commands afterwards.
+TEST(MysqlClientCommandTest, ChangeUserLogsInAgain) {
+  std::string stream = Login() +
+                       ChangeUser("bob", NativeResponse("bob-pw", DefaultScramble()), "shop", 33) +
+                       Query("SELECT 1");
+  EXPECT_THAT(AfterLogin(RunCase(stream)),
+              ElementsAre("OnStartup user=bob database=shop pool_key=flags=0x1870484,cs=33,db "
+                          "login_options=client_flags:29337229;charset:33; params=schema:shop;",
+                          "OnAuthenticated", Ok(1), "CompleteLogin", "OnRequestEnd 3",
+                          "forward 090000000353454c4543542031", "end buffered=0 mid_request=0"));
+}
+
+TEST(MysqlClientCommandTest, ChangeUserWrongPasswordIsAccessDenied) {
+  std::string stream = Login() +
+                       ChangeUser("bob", NativeResponse("alice-pw", DefaultScramble()), "") +
+                       Query("SELECT 1");
+  EXPECT_THAT(AfterLogin(RunCase(stream)),
+              ElementsAre(HasSubstr("OnStartup user=bob database= "),
+                          "send seq=1 ERR 1045 28000 Access denied for user 'bob'@'10.1.2.3' "
+                          "(using password: YES)",
+                          "OnAuthFailed mysql_native_password response did not match", "stop"));
+}
+
+// A client whose COM_CHANGE_USER carries caching_sha2 data is switched, as at login.
+TEST(MysqlClientCommandTest, ChangeUserWithAuthSwitch) {
+  std::string stream =
+      Login() +
+      ChangeUser("bob", Sha2Response("bob-pw", DefaultScramble()), "", 45, kCachingSha2Password) +
+      Frame(2, NativeResponse("bob-pw", DefaultScramble())) + Command(kComPing);
+  EXPECT_THAT(AfterLogin(RunCase(stream)),
+              ElementsAre(HasSubstr("OnStartup user=bob database= "),
+                          Cat("send seq=1 fe", Hex(Nul("mysql_native_password")),
+                              Hex(DefaultScramble()), "00"),
+                          "OnAuthenticated", Ok(3), "CompleteLogin", "OnRequestEnd 14",
+                          "forward 010000000e", "end buffered=0 mid_request=0"));
+}
+
+TEST(MysqlClientCommandTest, MalformedChangeUser) {
+  EXPECT_THAT(
+      AfterLogin(RunCase(Login() + Command(kComChangeUser, "bob"))),
+      ElementsAre("send seq=1 ERR 1156 08S01 malformed COM_CHANGE_USER packet",
+                  "OnProtocolError INVALID_ARGUMENT: malformed COM_CHANGE_USER packet", "stop"));
+  CaseSetup setup;
+  setup.max_startup_bytes = 600;
+  EXPECT_THAT(
+      AfterLogin(RunCase(Login() + ChangeUser("bob", std::string(200, 'x'), std::string(400, 'd')),
+                         setup)),
+      Contains(HasSubstr("ERR 1156 08S01 COM_CHANGE_USER packet of 642 bytes is over")));
+}
+
+// The OK answering a KILL carries the status of the asker's own session (here: in a transaction).
+TEST(MysqlClientCommandTest, KillAnswerCarriesTheServerStatus) {
+  CaseSetup setup;
+  setup.server_state = "3";
+  EXPECT_THAT(AfterLogin(RunCase(Login() + Query("KILL QUERY 42"), setup)),
+              ElementsAre("OnKill 42 query", "send seq=1 0000000300000000",
+                          "end buffered=0 mid_request=0"));
+}
+
+// An error the proxy sends in the middle of a server's answer continues its sequence ids.
+TEST(MysqlClientCommandTest, ErrorMidResponseFollowsTheServer) {
+  CodecRun run({});
+  run.Feed(Login() + Query("SELECT 1"));
+  run.codec().FollowServer("2:5");
+  run.codec().SendError(ProxyError::kServerLost, "server connection lost");
+  EXPECT_EQ(ReadLe(run.sent(), run.sent().size() - run.last_payload().size() - 1, 1), 5u);
+  run.codec().FollowServer("garbage");
+  run.codec().FollowServer("2:999");
+  run.codec().SendError(ProxyError::kServerLost, "again");
+  EXPECT_EQ(ReadLe(run.sent(), run.sent().size() - run.last_payload().size() - 1, 1), 6u)
+      << "malformed states are ignored";
 }
 
 TEST(MysqlClientCommandTest, ReplicationIsRefused) {
