@@ -392,6 +392,16 @@ class Validator {
       }
     }
     settings->client_auth = *std::move(effective);
+    settings->server_reset = proxy.server_reset();
+    if (options_.check_server_reset) {
+      absl::StatusOr<std::string> reset =
+          options_.check_server_reset(proxy.protocol(), proxy.server_reset());
+      if (!reset.ok()) {
+        errors_.Add(path + ".server_reset", reset.status().message());
+        return;
+      }
+      settings->server_reset = *std::move(reset);
+    }
   }
 
   void Limit(bool has, uint32_t value, const std::string& path, uint32_t* out) {

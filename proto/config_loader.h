@@ -48,6 +48,8 @@ struct ProxySettings {
   absl::Duration client_login_timeout = absl::Seconds(15);
   // As checked by LoadOptions::check_protocol: the protocol's default when the YAML leaves it out.
   std::string client_auth;
+  // As checked by LoadOptions::check_server_reset; empty means the protocol's default.
+  std::string server_reset;
 };
 
 struct Settings {
@@ -67,6 +69,11 @@ struct LoadOptions {
   std::function<absl::StatusOr<std::string>(std::string_view protocol,
                                             std::string_view client_auth)>
       check_protocol;
+  // Validates `server_reset` for a protocol that check_protocol accepted; returns the effective
+  // value (the protocol's default when empty). When null, the value is left as given.
+  std::function<absl::StatusOr<std::string>(std::string_view protocol,
+                                            std::string_view server_reset)>
+      check_server_reset;
 };
 
 // Reads and loads a config file. A relative password_file / backend_password_file is taken

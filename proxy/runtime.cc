@@ -44,6 +44,29 @@ config::LoadOptions DefaultLoadOptions() {
     }
     return std::string(client_auth);
   };
+  options.check_server_reset = [](std::string_view protocol,
+                                  std::string_view method) -> absl::StatusOr<std::string> {
+    auto found = BuiltinCodecs().Find(protocol);
+    if (!found.ok()) {
+      return found.status();
+    }
+    std::vector<std::string_view> methods = (*found)->ServerResetMethods();
+    if (method.empty() && !methods.empty()) {
+      return std::string(methods.front());
+    }
+    for (std::string_view m : methods) {
+      if (m == method) {
+        return std::string(method);
+      }
+    }
+    std::string known;
+    for (std::string_view m : methods) {
+      known += Cat(known.empty() ? "" : ", ", m);
+    }
+    return absl::InvalidArgumentError(
+        Av(Cat("server_reset '", method, "' is not supported by protocol '", protocol,
+               "' (supported: ", known, ")")));
+  };
   return options;
 }
 

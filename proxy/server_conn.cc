@@ -35,6 +35,7 @@ void ServerConn::Connect() {
   login.user = user != nullptr ? user->backend_user : pool_.user;
   login.password = user != nullptr ? user->backend_password : "";
   login.random = [this](uint8_t* out, size_t len) { proxy_.Random(out, len); };
+  login.reset_method = proxy_.settings().server_reset;
   // The first waiter's parameters become this connection's baseline; others are SET on attach.
   if (!pool_.waiters.empty()) {
     const codec::StartupInfo& first = pool_.waiters.front()->startup();

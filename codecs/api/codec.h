@@ -183,6 +183,8 @@ struct ServerLogin {
   ParamList params;
   ParamList options;  // StartupInfo::login_options of the client it is opened for
   RandomFn random;
+  // How SendReset resets the session: one of Protocol::ServerResetMethods (empty: the default).
+  std::string reset_method;
 };
 
 class ServerCodec {
@@ -223,6 +225,8 @@ class Protocol {
   // Whether the client-side auth method is one this protocol offers.
   virtual bool SupportsClientAuth(std::string_view method) const = 0;
   virtual std::string_view DefaultClientAuth() const = 0;
+  // The values the proxy's `server_reset` may take for this protocol, the default first.
+  virtual std::vector<std::string_view> ServerResetMethods() const = 0;
   virtual std::unique_ptr<ClientCodec> NewClientCodec(const ClientCodecOptions& options,
                                                       ClientCodecSink& sink) const = 0;
   virtual std::unique_ptr<ServerCodec> NewServerCodec(const ServerLogin& login,

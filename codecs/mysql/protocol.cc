@@ -17,6 +17,9 @@ class MysqlProtocol final : public Protocol {
     return method == kNativePassword || method == kCachingSha2Password;
   }
   std::string_view DefaultClientAuth() const override { return kNativePassword; }
+  std::vector<std::string_view> ServerResetMethods() const override {
+    return {kResetAuto, kResetConnection, kResetChangeUser};
+  }
 
   std::unique_ptr<codec::ClientCodec> NewClientCodec(const ClientCodecOptions& options,
                                                      ClientCodecSink& sink) const override {

@@ -147,6 +147,10 @@ void ServerCodec::SendInternal(uint8_t command, std::string_view arg, std::strin
 void ServerCodec::SendInternalQuery(std::string_view sql) { SendInternal(kComQuery, sql, ""); }
 
 void ServerCodec::SendReset() {
+  if (login_.reset_method == kResetChangeUser || reset_refused_) {
+    SendChangeUser();
+    return;
+  }
   // COM_RESET_CONNECTION keeps the selected database, so what is known of it stays true.
   SendInternal(kComResetConnection, "", "");
 }

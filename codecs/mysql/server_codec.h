@@ -25,6 +25,13 @@
 
 namespace wirepool::codec::mysql {
 
+// ServerLogin::reset_method values: COM_RESET_CONNECTION, falling back to COM_CHANGE_USER for
+// good once a server refuses it (the default); COM_RESET_CONNECTION only (a refusal closes the
+// connection); COM_CHANGE_USER always (re-login as the pool's backend user, back to its database).
+constexpr std::string_view kResetAuto = "auto";
+constexpr std::string_view kResetConnection = "reset_connection";
+constexpr std::string_view kResetChangeUser = "change_user";
+
 class ServerCodec final : public codec::ServerCodec {
  public:
   // Client flags asked for when the login options carry no "client_flags" (before the
@@ -107,6 +114,10 @@ class ServerCodec final : public codec::ServerCodec {
   absl::StatusOr<std::string> AuthResponse() const;
   Step LoginFailed(const absl::Status& status);
   Step LoginFailed(MysqlError error, std::string_view message);
+  // The login's end when it was a COM_CHANGE_USER reset: reported as the reset's outcome.
+  Step ReloginDone(const WireError* error);
+  // Resets the session by logging in again with COM_CHANGE_USER (answered like a login).
+  void SendChangeUser();
 
   // ---- responses (server_response.cc) ----
   static Phase FirstPhase(uint32_t command);
@@ -149,6 +160,12 @@ class ServerCodec final : public codec::ServerCodec {
   std::string scramble_;
   Sha2 sha2_ = Sha2::kNone;
   uint8_t login_seq_ = 0;  // the sequence id the server's next login packet must carry
+  // What the handshake named, for COM_CHANGE_USER: the server checks its answer against these.
+  std::string handshake_plugin_;
+  std::string handshake_scramble_;
+  uint8_t charset_ = 45;
+  bool relogin_ = false;        // the login under way is a COM_CHANGE_USER reset
+  bool reset_refused_ = false;  // the server refused COM_RESET_CONNECTION once
 
   // Responses.
   std::deque<Pending> pending_;

@@ -187,6 +187,9 @@ Step ServerCodec::OnHandshake(ByteView packet) {
   // to the user's plugin. Only a switch to an unsupported plugin fails the login.
   plugin_ = Supported(plugin) ? plugin : kNativePassword;
   scramble_ = Cat(*part1, *part2);
+  handshake_plugin_ = plugin_;
+  handshake_scramble_ = scramble_;
+  charset_ = client_charset;
   sha2_ = plugin_ == kCachingSha2 ? Sha2::kScrambleSent : Sha2::kNone;
   auto auth = AuthResponse();
   if (!auth.ok()) {
@@ -210,11 +213,16 @@ Step ServerCodec::OnAuthReply(ByteView packet) {
   switch (payload[0]) {
     case kOkByte:
       return OnLoginOk(payload);
-    case kErrByte:
+    case kErrByte: {
       // Wrong password, unknown database, and MariaDB's "too many connections" all come here.
+      WireError error = ServerError(packet, /*fatal=*/true);
+      if (relogin_) {
+        return ReloginDone(&error);
+      }
       state_ = State::kDone;
-      sink_.OnLoginFailed(ServerError(packet, /*fatal=*/true));
+      sink_.OnLoginFailed(error);
       return {Verdict::kStop};
+    }
     case kSwitchByte:
       return OnAuthSwitch(payload);
     case kMoreDataByte:
@@ -302,7 +310,46 @@ Step ServerCodec::OnLoginOk(ByteView payload) {
   phase_ = Phase::kFirst;
   next_seq_ = 1;
   seq_known_ = true;
+  if (relogin_) {
+    return ReloginDone(nullptr);
+  }
   sink_.OnLoginComplete();
+  return {Verdict::kConsume};
+}
+
+void ServerCodec::SendChangeUser() {
+  if (state_ != State::kRunning || !pending_.empty()) {
+    // A reset is only ever asked for on an idle connection; anything else would mix answers.
+    Fail("COM_CHANGE_USER reset asked for while a request is outstanding");
+    return;
+  }
+  // Answered against the handshake's scramble, as at login; the server switches plugins (with a
+  // fresh scramble) when the backend user has another one.
+  plugin_ = handshake_plugin_;
+  scramble_ = handshake_scramble_;
+  sha2_ = plugin_ == kCachingSha2 ? Sha2::kScrambleSent : Sha2::kNone;
+  auto auth = AuthResponse();
+  if (!auth.ok() || auth->size() > 0xff) {
+    Fail("the backend password does not fit a COM_CHANGE_USER packet");
+    return;
+  }
+  Writer w;
+  w.U8(kComChangeUser).NulString(login_.user).U8(static_cast<uint8_t>(auth->size())).Bytes(*auth);
+  w.NulString(login_.database).U16(charset_).NulString(plugin_);
+  SendPacket(w.payload(), 0);
+  login_seq_ = 1;
+  relogin_ = true;
+  state_ = State::kAuth;
+}
+
+Step ServerCodec::ReloginDone(const WireError* error) {
+  relogin_ = false;
+  if (error != nullptr) {
+    state_ = State::kDone;
+    sink_.OnInternalDone(error);
+    return {Verdict::kStop};
+  }
+  sink_.OnInternalDone(nullptr);
   return {Verdict::kConsume};
 }
 
@@ -340,6 +387,10 @@ Step ServerCodec::LoginFailed(MysqlError error, std::string_view message) {
   e.message = Cat("wirepool could not log in to the server: ", message);
   e.raw = FramePacket(ErrPayload(error.code, error.sql_state, e.message), login_seq_);
   e.fatal = true;
+  if (relogin_) {
+    ReloginDone(&e);
+    return {Verdict::kStop};
+  }
   sink_.OnLoginFailed(e);
   return {Verdict::kStop};
 }

@@ -443,6 +443,14 @@ void ServerCodec::EndResponse() {
   rows_started_ = false;
   if (request.internal) {
     std::unique_ptr<WireError> error = std::move(internal_error_);
+    if (error != nullptr && request.command == kComResetConnection &&
+        login_.reset_method != kResetConnection) {
+      // A server without COM_RESET_CONNECTION (older than MySQL 5.7.3 or MariaDB 10.2.4, or one
+      // that only speaks the protocol): from now on this connection resets with COM_CHANGE_USER.
+      reset_refused_ = true;
+      SendChangeUser();
+      return;
+    }
     if (error == nullptr && request.command == kComInitDb) {
       schema_ = request.schema;
       schema_known_ = true;

@@ -17,6 +17,8 @@ class PostgresProtocol final : public Protocol {
     return method == "scram-sha-256" || method == "md5";
   }
   std::string_view DefaultClientAuth() const override { return "scram-sha-256"; }
+  // ROLLBACK (when a transaction is open), then DISCARD ALL.
+  std::vector<std::string_view> ServerResetMethods() const override { return {"discard_all"}; }
 
   std::unique_ptr<codec::ClientCodec> NewClientCodec(const ClientCodecOptions& options,
                                                      ClientCodecSink& sink) const override {

@@ -61,9 +61,12 @@ def _dirty(cur, table):
     cur.execute(f"INSERT INTO {table} VALUES (1)")  # never committed
 
 
-def test_session_state_is_reset_between_clients(my_env, my_proxy, my_table):
+@pytest.mark.parametrize("server_reset", ["auto", "change_user"])
+def test_session_state_is_reset_between_clients(my_env, my_proxy, my_table, server_reset):
+    """With server_reset auto MariaDB gets COM_RESET_CONNECTION; change_user resets by logging
+    the backend user in again (what a server without COM_RESET_CONNECTION gets)."""
     env = my_env
-    target = my_proxy(max_backend_connections=1)
+    target = my_proxy(max_backend_connections=1, server_reset=server_reset)
     t = my_table()
     conn = connect_target(env, target)
     try:

@@ -961,6 +961,81 @@ TEST(MysqlServerCodecTest, InternalRequestsAreConsumed) {
             Cat("consume ", query_err.size()), "end buffered=0"}));
 }
 
+// The COM_CHANGE_USER the codec resets with: the backend user, answered against the handshake's
+// scramble, back to the login's database and character set.
+std::string ChangeUserPacket(std::string_view auth, std::string_view plugin) {
+  Writer w;
+  w.U8(kComChangeUser).NulString("wp_user").U8(static_cast<uint8_t>(auth.size())).Bytes(auth);
+  w.NulString("wp_db").U16(45).NulString(plugin);
+  return Pkt(0, w.payload());
+}
+
+TEST(MysqlServerCodecTest, ResetWithChangeUser) {
+  ServerLogin login = Login();
+  login.reset_method = std::string(kResetChangeUser);
+  std::string scramble32 = "0123456789abcdefghijklmnopqrstuv";
+  Writer sw;
+  sw.U8(0xfe).NulString("client_ed25519").Bytes(scramble32);
+  std::string init_ok = Pkt(1, Ok(kStatusAutocommit, SchemaTrack("other")));
+  auto events = RunAllWays(
+      login,
+      LoggedIn({Call("set",
+                     [](ServerCodec& c) {
+                       c.SendSetParameters({{"schema", "other"}});
+                     }),
+                Feed(init_ok), Call("reset", [](ServerCodec& c) { c.SendReset(); }),
+                Feed(Pkt(1, Ok())),
+                Call("check",
+                     [](ServerCodec& c) {
+                       // Back to the login's database, not the one selected since.
+                       EXPECT_TRUE(c.ParametersToApply({{"schema", "wp_db"}}).empty());
+                       EXPECT_EQ(c.ResponseState(), "2");
+                     }),
+                Call("reset", [](ServerCodec& c) { c.SendReset(); }), Feed(Pkt(1, sw.payload())),
+                Feed(Pkt(3, Ok())), Expect(kComPing), Feed(Pkt(1, Ok()))}));
+  std::string change =
+      ChangeUserPacket(NativePasswordResponse(kPassword, kScramble), "mysql_native_password");
+  absl::StatusOr<std::string> signature = Ed25519Response(kPassword, scramble32);
+  ASSERT_TRUE(signature.ok());
+  EXPECT_EQ(Join(After(events, 4)),
+            Join({"call set", Cat("send ", Bytes(Pkt(0, "\x02other"))), "internal-done ok",
+                  Cat("consume ", init_ok.size()), "call reset", Cat("send ", Bytes(change)),
+                  "internal-done ok", Cat("consume ", Pkt(1, Ok()).size()), "call check",
+                  "call reset", Cat("send ", Bytes(change)),
+                  Cat("send ", Bytes(Pkt(2, *signature))), Cat("consume ", 4 + sw.payload().size()),
+                  "internal-done ok", Cat("consume ", Pkt(3, Ok()).size()), "call expect 14",
+                  "ready idle", Cat("forward ", Bytes(Pkt(1, Ok()))), "end buffered=0"}));
+}
+
+// A server that refuses COM_RESET_CONNECTION gets COM_CHANGE_USER instead, then and from then on;
+// with reset_method reset_connection the refusal is the reset's outcome.
+TEST(MysqlServerCodecTest, ResetFallsBackToChangeUser) {
+  std::string refused = Pkt(1, Err(1047, "Unknown command", "08S01"));
+  std::string change =
+      ChangeUserPacket(NativePasswordResponse(kPassword, kScramble), "mysql_native_password");
+  Script script =
+      LoggedIn({Call("reset", [](ServerCodec& c) { c.SendReset(); }), Feed(refused),
+                Feed(Pkt(1, Ok())), Call("reset", [](ServerCodec& c) { c.SendReset(); }),
+                Feed(Pkt(1, Err(1045, "Access denied for user 'wp_user'", "28000")))});
+  auto events = RunAllWays(Login(), script);
+  EXPECT_EQ(Join(After(events, 4)),
+            Join({"call reset", Cat("send ", Bytes(Pkt(0, "\x1f"))), Cat("send ", Bytes(change)),
+                  Cat("consume ", refused.size()), "internal-done ok",
+                  Cat("consume ", Pkt(1, Ok()).size()), "call reset", Cat("send ", Bytes(change)),
+                  "internal-done 1045 Access denied for user 'wp_user' raw=" +
+                      Bytes(Pkt(1, Err(1045, "Access denied for user 'wp_user'", "28000"))),
+                  "stop", "end"}));
+
+  ServerLogin strict = Login();
+  strict.reset_method = std::string(kResetConnection);
+  events = RunAllWays(
+      strict, LoggedIn({Call("reset", [](ServerCodec& c) { c.SendReset(); }), Feed(refused)}));
+  EXPECT_EQ(Join(After(events, 4)),
+            Join({"call reset", Cat("send ", Bytes(Pkt(0, "\x1f"))),
+                  "internal-done 1047 Unknown command raw=" + Bytes(refused),
+                  Cat("consume ", refused.size()), "end buffered=0"}));
+}
+
 TEST(MysqlServerCodecTest, InternalLocalInfileIsRefused) {
   std::string request = Pkt(1, "\xfbx.csv");
   std::string answer = Pkt(3, Err(2, "File not found"));

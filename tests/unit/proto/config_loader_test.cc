@@ -72,6 +72,14 @@ LoadOptions Options() {
     }
     return std::string(client_auth);
   };
+  options.check_server_reset = [](std::string_view protocol,
+                                  std::string_view method) -> absl::StatusOr<std::string> {
+    if (method.empty() || method == "discard_all") {
+      return std::string("discard_all");
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("server_reset '", std::string(method), "' is not supported by postgres"));
+  };
   return options;
 }
 
@@ -527,6 +535,12 @@ TEST(ConfigLoaderTest, ProtocolAndClientAuthAreChecked) {
                           "by postgres"));
   EXPECT_THAT(Errors(absl::StrReplaceAll(kContract, {{"    protocol: postgres\n", ""}})),
               ElementsAre("proxies[0].protocol (line 6): required"));
+  EXPECT_THAT(Errors(absl::StrCat(kUsers, kProxy, "    server_reset: change_user\n")),
+              ElementsAre("proxies[0].server_reset (line 10): server_reset 'change_user' is not "
+                          "supported by postgres"));
+  absl::StatusOr<Settings> settings = Load(absl::StrCat(kUsers, kProxy));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].server_reset, "discard_all");
 }
 
 TEST(ConfigLoaderTest, WithoutProtocolCheckAnythingIsAccepted) {
