@@ -2,7 +2,8 @@
 // id 0 starts a command (its first payload byte says which); packets with another id belong to
 // the current exchange: the continuation of a payload of 16 MiB or more, or the file of a LOAD
 // DATA LOCAL INFILE the server asked for. Packets are streamed: only the few the codec must read
-// (a short COM_QUERY that may be a KILL, COM_PROCESS_KILL) are waited for whole.
+// (a COM_QUERY of up to 64 KiB, which may be a KILL; COM_PROCESS_KILL; COM_CHANGE_USER) are
+// waited for whole.
 
 #include <algorithm>
 #include <cctype>
@@ -13,14 +14,17 @@
 #include <vector>
 
 #include "codecs/mysql/client_codec.h"
+#include "codecs/mysql/sql_scan.h"
 #include "codecs/mysql/wire.h"
 #include "core/strings.h"
 
 namespace wirepool::codec::mysql {
 namespace {
 
-// A COM_QUERY up to this size is read whole to see whether it is a KILL.
-constexpr size_t kMaxKillPayload = 256;
+// A COM_QUERY up to this size is read whole to see whether it holds a KILL; bigger ones are
+// streamed unread (a KILL there reaches the server with a proxy id: see docs/operations.md).
+constexpr size_t kMaxInspectedQuery = 64 << 10;
+constexpr size_t kMaxKillTokens = kMaxInspectedQuery;
 constexpr size_t kProcessKillPayload = 5;  // command byte + u32 connection id
 
 // Replication commands turn a connection into a stream the proxy cannot pool.
@@ -28,85 +32,61 @@ constexpr uint8_t kComBinlogDump = 0x12;
 constexpr uint8_t kComRegisterSlave = 0x15;
 constexpr uint8_t kComBinlogDumpGtid = 0x1e;
 
-bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
-
-bool IsIdentifierChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$' ||
-         static_cast<unsigned char>(c) >= 0x80;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) {
-    s.remove_prefix(1);
+// The cheap test every query pays: only a query with "kill" in it (any case) is lexed.
+bool MentionsKill(std::string_view sql) {
+  for (size_t i = 0; i + 4 <= sql.size(); ++i) {
+    if ((sql[i] | 0x20) == 'k' && (sql[i + 1] | 0x20) == 'i' && (sql[i + 2] | 0x20) == 'l' &&
+        (sql[i + 3] | 0x20) == 'l') {
+      return true;
+    }
   }
-  while (!s.empty() && IsSpace(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
+  return false;
 }
 
-struct KillStatement {
-  bool is_kill = false;  // the statement starts with the keyword KILL
-  bool parsed = false;   // ... and is one of the forms the proxy handles
-  std::string target;    // the connection id, without leading zeros
-  bool whole_connection = true;
+struct KillScan {
+  enum What { kNone, kKill, kRefuse } what = kNone;
+  sql::KillStatement kill;
 };
 
-// Recognises `KILL [HARD|SOFT] [QUERY|CONNECTION] <digits>` (any case, surrounding whitespace, an
-// optional trailing ';'). Other statements that start with KILL (KILL USER, KILL QUERY ID, ...)
-// come back with is_kill set and parsed clear.
-KillStatement ParseKill(std::string_view sql) {
-  KillStatement kill;
-  sql = Trim(sql);
-  if (sql.size() < 4 || !EqualsIgnoreCase(sql.substr(0, 4), "kill") ||
-      (sql.size() > 4 && IsIdentifierChar(sql[4]))) {
-    return kill;
+// Whether a query is a KILL the proxy must map, read the way any server might read it: the
+// client can switch NO_BACKSLASH_ESCAPES or ANSI_QUOTES on for itself, which moves where strings
+// end. A KILL that is not alone in its query, in a form the proxy does not map, or that only some
+// of those readings see, is refused: passed on, a server would read the proxy's ids as its own.
+KillScan ScanForKill(std::string_view text) {
+  KillScan scan;
+  if (!MentionsKill(text)) {
+    return scan;
   }
-  kill.is_kill = true;
-  if (sql.back() == ';') {
-    sql = Trim(sql.substr(0, sql.size() - 1));
-  }
-  std::vector<std::string_view> words;
-  while (!sql.empty()) {
-    size_t end = 0;
-    while (end < sql.size() && !IsSpace(sql[end])) {
-      ++end;
+  int readings_with_kill = 0;
+  constexpr sql::SqlMode kModes[] = {{}, {.no_backslash_escapes = true}, {.ansi_quotes = true}};
+  for (const sql::SqlMode& mode : kModes) {
+    auto tokens = sql::Tokenize(text, kMaxKillTokens, mode);
+    if (!tokens) {
+      scan.what = KillScan::kRefuse;
+      return scan;
     }
-    words.push_back(sql.substr(0, end));
-    sql = Trim(sql.substr(end));
+    auto statements = sql::SplitStatements(*tokens);
+    for (const auto& statement : statements) {
+      if (!sql::IsKill(statement)) {
+        continue;
+      }
+      sql::KillStatement kill = sql::ParseKill(statement);
+      bool same = readings_with_kill == 0 || (kill.target == scan.kill.target &&
+                                              kill.whole_connection == scan.kill.whole_connection);
+      if (statements.size() != 1 || !kill.parsed || !same) {
+        scan.what = KillScan::kRefuse;
+        return scan;
+      }
+      scan.kill = std::move(kill);
+      ++readings_with_kill;
+    }
   }
-  size_t i = 1;
-  if (i < words.size() &&
-      (EqualsIgnoreCase(words[i], "hard") || EqualsIgnoreCase(words[i], "soft"))) {
-    ++i;
+  if (readings_with_kill == 0) {
+    return scan;
   }
-  if (i < words.size() && EqualsIgnoreCase(words[i], "query")) {
-    kill.whole_connection = false;
-    ++i;
-  } else if (i < words.size() && EqualsIgnoreCase(words[i], "connection")) {
-    ++i;
-  }
-  if (i + 1 != words.size() || !EqualsIgnoreCase(words[0], "kill")) {
-    return kill;
-  }
-  std::string_view id = words[i];
-  if (id.empty() ||
-      !std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return kill;
-  }
-  while (id.size() > 1 && id.front() == '0') {
-    id.remove_prefix(1);
-  }
-  kill.parsed = true;
-  kill.target = std::string(id);
-  return kill;
+  scan.what = readings_with_kill == static_cast<int>(std::size(kModes)) ? KillScan::kKill
+                                                                        : KillScan::kRefuse;
+  return scan;
 }
 
 }  // namespace
@@ -153,7 +133,7 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
       sink_.OnTerminate();
       return {Verdict::kStop};
     case kComQuery:
-      if (header.length <= kMaxKillPayload) {
+      if (header.length <= kMaxInspectedQuery) {
         return OnQueryPacket(in, header);
       }
       break;
@@ -187,21 +167,21 @@ Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
   }
   std::string_view sql(reinterpret_cast<const char*>(in.data()) + kHeaderLen + 1,
                        header.length - 1);
-  KillStatement kill = ParseKill(sql);
-  if (!kill.is_kill) {
+  KillScan scan = ScanForKill(sql);
+  if (scan.what == KillScan::kNone) {
     sink_.OnRequestEnd(kComQuery);
     if (state_ == State::kDone) {
       return {Verdict::kStop};
     }
     return ForwardPacket(in, header);
   }
-  if (!kill.parsed) {
-    // Never passed on: a server would read the proxy's connection ids as its own threads.
+  if (scan.what == KillScan::kRefuse) {
     SendError(ProxyError::kNotSupported,
               "wirepool supports only KILL [QUERY | CONNECTION] <id> with one of its own "
-              "connection ids");
+              "connection ids, alone in its query");
     return {Verdict::kConsume, total};
   }
+  const sql::KillStatement& kill = scan.kill;
   sink_.OnKill(kill.target, kill.whole_connection);
   if (state_ == State::kDone) {
     return {Verdict::kStop};

@@ -54,6 +54,7 @@ ER_ACCESS_DENIED_ERROR = 1045
 ER_PARSE_ERROR = 1064
 ER_NO_SUCH_THREAD = 1094
 ER_KILL_DENIED_ERROR = 1095      # MariaDB's answer for another user's thread (direct only)
+ER_NOT_SUPPORTED_YET = 1235      # what wirepool answers for what it does not do
 ER_NO_SUCH_TABLE = 1146
 ER_QUERY_INTERRUPTED = 1317
 CR_SERVER_GONE_ERROR = 2006

@@ -18,6 +18,7 @@ from mysqlhelpers import (
     ER_KILL_DENIED_ERROR,
     ER_NO_SUCH_THREAD,
     ER_NO_SUCH_TABLE,
+    ER_NOT_SUPPORTED_YET,
     ER_PARSE_ERROR,
     ER_QUERY_INTERRUPTED,
     connect_my_direct,
@@ -197,6 +198,38 @@ def test_kill_query_from_second_session(my_env, target, my_admin):
         assert my_scalar(a, "SELECT 42") == 42
         assert my_scalar(a, "SELECT CONNECTION_ID()") == a_backend
         assert my_scalar(b, "SELECT 43") == 43
+    finally:
+        a.close()
+        b.close()
+
+
+def test_kill_behind_a_comment_and_among_other_statements(my_env, target, my_admin, proxy_only):
+    """A KILL behind a comment is still mapped; one among other statements of a query is
+    refused (1235) rather than passed to MariaDB, which would read the proxy's id as its own."""
+    proxy_only(target, "refusing a KILL among other statements")
+    env = my_env
+    a = connect_target(env, target, read_timeout=60)
+    b = connect_target(env, target, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
+    try:
+        a_id = a.thread_id()
+        t, box = _sleep_in_thread(a)
+        assert wait_for_query(my_admin, "SELECT SLEEP(30)", timeout=5) is not None
+        # Among other statements; and half in an executable comment (a server that skips it
+        # would read KILL <id>, the whole connection).
+        for sql in (f"SELECT 1; KILL QUERY {a_id}", f"KILL /*!50000 QUERY */ {a_id}"):
+            with pytest.raises(pymysql.err.MySQLError) as ei:
+                with b.cursor() as cur:
+                    cur.execute(sql)
+            assert my_errno(ei.value) == ER_NOT_SUPPORTED_YET, (sql, repr(ei.value))
+            assert "alone in its query" in my_errmsg(ei.value), repr(ei.value)
+        time.sleep(0.3)
+        assert t.is_alive(), f"a refused KILL stopped the sleep: {box}"
+        with b.cursor() as cur:
+            cur.execute(f"/* stop it */ -- really\n /*!50000 KILL QUERY {a_id} */")
+        t.join(timeout=10)
+        assert not t.is_alive(), "SELECT SLEEP(30) still running 10 s after KILL QUERY"
+        assert my_errno(box["error"]) == ER_QUERY_INTERRUPTED, repr(box["error"])
+        assert my_scalar(b, "SELECT 2") == 2
     finally:
         a.close()
         b.close()

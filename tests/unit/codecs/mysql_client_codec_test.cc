@@ -943,11 +943,29 @@ TEST(MysqlClientCommandTest, OtherKillFormsAreRefusedNotForwarded) {
   auto events = AfterLogin(RunCase(stream));
   std::string refused =
       "send seq=1 ERR 1235 42000 wirepool supports only KILL [QUERY | CONNECTION] <id> with one "
-      "of its own connection ids";
+      "of its own connection ids, alone in its query";
   EXPECT_THAT(events, ElementsAre(refused, refused, refused, refused, "OnRequestEnd 3",
                                   Cat("forward ", Hex(Query("SELECT 'KILL 5'"))), "OnRequestEnd 3",
                                   Cat("forward ", Hex(Query("killall()"))),
                                   "end buffered=0 mid_request=0"));
+}
+
+// KILLs behind comments, in executable comments, after other statements, or where the client's
+// sql_mode decides whether they are inside a string: mapped when every reading agrees, refused
+// otherwise, never passed to a server.
+TEST(MysqlClientCommandTest, HiddenKillsAreFound) {
+  std::string refused =
+      "send seq=1 ERR 1235 42000 wirepool supports only KILL [QUERY | CONNECTION] <id> with one "
+      "of its own connection ids, alone in its query";
+  std::string stream = Login() + Query("/* hello */ -- x\n KILL QUERY 42") +
+                       Query("/*!50000 KILL 99 */") + Query("SELECT 1; KILL 42") +
+                       Query("SELECT 'a\\'; KILL 42; -- '") + Query("SELECT 'unterminated kill") +
+                       Query("SELECT 1 /* KILL 5 */") + Query(std::string(1000, ' ') + "KILL 5");
+  EXPECT_THAT(
+      AfterLogin(RunCase(stream)),
+      ElementsAre("OnKill 42 query", Ok(1), "OnKill 99 connection", Ok(1), refused, refused,
+                  refused, "OnRequestEnd 3", Cat("forward ", Hex(Query("SELECT 1 /* KILL 5 */"))),
+                  "OnKill 5 connection", Ok(1), "end buffered=0 mid_request=0"));
 }
 
 TEST(MysqlClientCommandTest, MalformedProcessKill) {
