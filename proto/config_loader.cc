@@ -321,16 +321,16 @@ class Validator {
       settings.listen = *std::move(listen);
     }
 
-    if (proxy.pool_mode().empty()) {
-      errors_.Add(path + ".pool_mode", "required (session)");
-    } else if (proxy.pool_mode() == "transaction") {
-      errors_.Add(path + ".pool_mode",
-                  "transaction pooling is not supported yet in this version; use session");
-    } else if (proxy.pool_mode() != "session") {
-      errors_.Add(path + ".pool_mode",
-                  absl::StrCat("unknown pool_mode '", proxy.pool_mode(), "' (expected session)"));
+    settings.pool_mode = proxy.pool_mode().empty() ? "transaction" : proxy.pool_mode();
+    if (settings.pool_mode != "session" && settings.pool_mode != "transaction") {
+      errors_.Add(path + ".pool_mode", absl::StrCat("unknown pool_mode '", proxy.pool_mode(),
+                                                    "' (expected transaction or session)"));
     }
-    settings.pool_mode = proxy.pool_mode();
+    Timeout(proxy.has_idle_transaction_timeout(), proxy.idle_transaction_timeout(),
+            path + ".idle_transaction_timeout", /*zero_ok=*/true,
+            &settings.idle_transaction_timeout);
+    Limit(proxy.has_max_waiting_clients(), proxy.max_waiting_clients(),
+          path + ".max_waiting_clients", &settings.max_waiting_clients);
 
     if (proxy.backends_size() == 0) {
       errors_.Add(path + ".backends", "at least one backend (host:port) is required");

@@ -37,7 +37,7 @@ struct ProxySettings {
   std::string name;
   std::string protocol;
   Endpoint listen;                 // port 0 picks a free one
-  std::string pool_mode;           // "session"
+  std::string pool_mode;           // "transaction" (default) or "session"
   std::vector<Endpoint> backends;  // at least one; the first one is used
   uint32_t max_backend_connections = 20;
   uint32_t max_client_connections = 10000;
@@ -46,6 +46,10 @@ struct ProxySettings {
   absl::Duration server_idle_timeout = absl::Minutes(10);  // 0 = never
   absl::Duration server_lifetime = absl::Hours(1);         // 0 = never
   absl::Duration client_login_timeout = absl::Seconds(15);
+  // Transaction pooling: how long a client may sit idle inside a transaction holding a server
+  // (0 = no limit), and how many clients of one pool may wait for a server at once.
+  absl::Duration idle_transaction_timeout = absl::ZeroDuration();
+  uint32_t max_waiting_clients = 10000;
   // As checked by LoadOptions::check_protocol: the protocol's default when the YAML leaves it out.
   std::string client_auth;
   // As checked by LoadOptions::check_server_reset; empty means the protocol's default.

@@ -22,6 +22,7 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
       codec_ = target.protocol->NewServerCodec(target.login, *this);
     }
     on_params_ = target.on_params;
+    on_done_ = target.on_done;
   }
 
   void Start(const CancelTarget& target) {
@@ -34,10 +35,12 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
 
   void OnConnected(core::TcpStream&, const absl::Status&) override {
     if (codec_ == nullptr) {
+      // The server answers a raw cancel request by closing once it has signalled the backend:
+      // waiting for that keeps the session on its server until the cancel can no longer reach
+      // a statement of the server's next client.
       stream_.Write(plan_.payload);
-      // The server answers a raw cancel request by closing; we need not wait for that.
-      stream_.CloseAfterFlush();
-      Finish("");
+      stream_.Flush();
+      stream_.StartReading();
       return;
     }
     stream_.StartReading();
@@ -47,6 +50,7 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
 
   void OnReadable(core::TcpStream&) override {
     if (codec_ == nullptr || done_) {
+      stream_.input().Consume(stream_.input().view().size());
       return;
     }
     auto& in = stream_.input();
@@ -68,7 +72,7 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
   }
 
   void OnStreamClosed(core::TcpStream&, const absl::Status& why) override {
-    Finish(Sv(why.message()));
+    Finish(codec_ == nullptr ? "" : Sv(why.message()));
   }
 
   // codec::ServerCodecSink
@@ -110,6 +114,9 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
       spdlog::warn("cancel on a side connection to {} failed: {}", stream_.peer(), error);
     }
     stream_.Close();
+    if (on_done_) {
+      on_done_();
+    }
     loop_.DeleteLater(std::unique_ptr<CancelSender>(this));
   }
 
@@ -119,6 +126,7 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
   core::Timer timer_;
   std::unique_ptr<codec::ServerCodec> codec_;
   std::function<void(const codec::ParamList&)> on_params_;
+  std::function<void()> on_done_;
   bool done_ = false;
 };
 

@@ -18,6 +18,9 @@ struct CancelTarget {
   codec::ServerLogin login;
   // Called with what the server reported once the login ends, well or not (probes use this).
   std::function<void(const codec::ParamList&)> on_params;
+  // Called once the cancel is through, well or not (the session waits for it before it gives
+  // its server back).
+  std::function<void()> on_done;
 };
 
 // Opens a side connection to a backend and carries out a protocol's cancel plan: sends raw bytes,

@@ -1,8 +1,10 @@
 #include "proxy/client_session.h"
-#include "core/strings.h"
 
-#include "absl/strings/str_cat.h"
+#include <algorithm>
+#include <utility>
+
 #include "core/log.h"
+#include "core/strings.h"
 #include "proxy/proxy.h"
 #include "proxy/pump.h"
 #include "proxy/server_conn.h"
@@ -12,21 +14,42 @@ namespace {
 
 constexpr size_t kMaxWholeMessage = 1 << 20;
 
+std::string PinNames(codec::PinSet pins) {
+  std::string out;
+  for (size_t i = 0; i < codec::kPinReasonCount; ++i) {
+    auto reason = static_cast<codec::PinReason>(i);
+    if (pins & codec::PinBit(reason)) {
+      out += Cat(out.empty() ? "" : ",", codec::PinReasonName(reason));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
-    : proxy_(proxy), id_(id), stream_(proxy.uv_loop(), *this), timer_(proxy.uv_loop(), [this] {
-        if (state_ == State::kLogin) {
-          FailWith(codec::ProxyError::kLoginTimeout, "timeout while logging in to wirepool");
-        } else if (state_ == State::kWaiting) {
-          FailWith(codec::ProxyError::kPoolTimeout,
-                   Cat("no server connection available in pool \"", pool_->name,
-                       "\" within connection_borrow_timeout (",
-                       absl::FormatDuration(proxy_.settings().connection_borrow_timeout), ")"));
-        }
+    : proxy_(proxy),
+      id_(id),
+      stream_(proxy.uv_loop(), *this),
+      timer_(proxy.uv_loop(),
+             [this] {
+               if (state_ == State::kLogin) {
+                 FailWith(codec::ProxyError::kLoginTimeout, "timeout while logging in to wirepool");
+               } else if (state_ == State::kWaiting) {
+                 FailWith(codec::ProxyError::kPoolTimeout,
+                          Cat("no server connection available in pool \"", pool_->name,
+                              "\" within connection_borrow_timeout (",
+                              proxy_.settings().connection_borrow_timeout, ")"));
+               }
+             }),
+      idle_tx_timer_(proxy.uv_loop(), [this] {
+        FailWith(codec::ProxyError::kIdleTransactionTimeout,
+                 Cat("terminating connection due to idle-in-transaction timeout "
+                     "(idle_transaction_timeout ",
+                     proxy_.settings().idle_transaction_timeout, ")"));
       }) {}
 
-ClientSession::~ClientSession() = default;
+ClientSession::~ClientSession() { *self_ = nullptr; }
 
 absl::Status ClientSession::Accept(uv_stream_t* server) {
   absl::Status st = stream_.AcceptFrom(server);
@@ -38,6 +61,7 @@ absl::Status ClientSession::Accept(uv_stream_t* server) {
   options.random = [this](uint8_t* out, size_t len) { proxy_.Random(out, len); };
   options.server_params = proxy_.server_params();
   options.connection_id = static_cast<uint32_t>(id_);
+  options.classify = transaction_mode();
   options.peer_host = stream_.peer().substr(0, stream_.peer().rfind(':'));
   codec_ = proxy_.protocol().NewClientCodec(options, *this);
   users_ = proxy_.users();
@@ -50,6 +74,10 @@ absl::Status ClientSession::Accept(uv_stream_t* server) {
   return absl::OkStatus();
 }
 
+bool ClientSession::transaction_mode() const {
+  return proxy_.settings().pool_mode == "transaction";
+}
+
 void ClientSession::OnReadable(core::TcpStream&) { Drive(); }
 
 void ClientSession::Drive() {
@@ -57,6 +85,15 @@ void ClientSession::Drive() {
     redrive_ = true;
     return;
   }
+  if (logged_in_ && state_ != State::kActive) {
+    // Between transactions the codec reads nothing until a server is there to take it: the
+    // first byte of the next request is what asks for one.
+    if (state_ == State::kIdle && !stream_.input().empty()) {
+      BorrowServer();
+    }
+    return;
+  }
+  idle_tx_timer_.Stop();
   driving_ = true;
   PumpExit exit;
   do {
@@ -86,7 +123,9 @@ void ClientSession::Drive() {
     proxy_.CountError("protocol_violation");
     codec_->SendError(codec::ProxyError::kProtocolViolation, "message too large");
     Close("client message too large");
+    return;
   }
+  UpdateIdleTransactionTimer();
 }
 
 void ClientSession::ResumeReading() {
@@ -114,11 +153,14 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
       server->Detach();
     }
     state_ = State::kLogin;
+    logged_in_ = false;
+    ForgetSessionState();
     users_ = proxy_.users();
     timer_.Start(proxy_.settings().client_login_timeout);
     spdlog::debug("conn={} logs in again as {}", name(), info.user);
   }
   startup_ = info;
+  params_ = info.params;
   user_ = users_->Find(info.user);
   codec_->BeginAuth(user_ != nullptr ? &user_->secret : nullptr);
 }
@@ -131,8 +173,21 @@ void ClientSession::OnCancelRequest(std::string_view cancel_key) {
 void ClientSession::OnAuthenticated() {
   timer_.Stop();
   pool_ = &proxy_.PoolFor(startup_.user, startup_.pool_key);
+  // The first server also proves the backend login works and gives the client the server's
+  // parameters; in transaction pooling it goes back as soon as the client is logged in.
+  BorrowServer();
+}
+
+void ClientSession::BorrowServer() {
+  const auto& s = proxy_.settings();
+  if (pool_->waiters.size() >= s.max_waiting_clients) {
+    FailWith(codec::ProxyError::kTooManyWaiting,
+             Cat("too many clients waiting for a server connection in pool \"", pool_->name,
+                 "\" (max_waiting_clients ", s.max_waiting_clients, ")"));
+    return;
+  }
   state_ = State::kWaiting;
-  timer_.Start(proxy_.settings().connection_borrow_timeout);
+  timer_.Start(s.connection_borrow_timeout);
   proxy_.Borrow(*this, *pool_);
 }
 
@@ -151,17 +206,165 @@ void ClientSession::OnServerAssigned(ServerConn& server) {
 
 void ClientSession::OnServerReady() {
   state_ = State::kActive;
-  codec_->CompleteLogin(server_->codec().Parameters());
-  cancel_key_ = codec_->CancelKey();
-  proxy_.RegisterCancelKey(cancel_key_, *this);
-  spdlog::debug("conn={} logged in as {} to pool {} on {}", name(), startup_.user, pool_->name,
-                server_->name());
+  if (!logged_in_) {
+    logged_in_ = true;
+    codec_->CompleteLogin(server_->codec().Parameters());
+    cancel_key_ = codec_->CancelKey();
+    proxy_.RegisterCancelKey(cancel_key_, *this);
+    spdlog::debug("conn={} logged in as {} to pool {} on {}", name(), startup_.user, pool_->name,
+                  server_->name());
+  }
   Drive();
+  if (state_ == State::kActive && server_ != nullptr) {
+    server_->Flush();
+    AfterServerOutput();
+  }
+}
+
+void ClientSession::OnRequestEffects(const codec::RequestEffects& effects) {
+  if (!transaction_mode()) {
+    return;  // a session keeps its server anyway, and the reset clears everything
+  }
+  SetPins(effects.pins, effects.statement);
+  next_effects_.Merge(effects);
 }
 
 void ClientSession::OnRequestEnd(uint32_t tag) {
+  if (transaction_mode()) {
+    sent_.push_back(SentRequest{std::move(next_effects_)});
+    next_effects_ = {};
+  }
   if (server_ != nullptr) {
     server_->OnClientRequest(tag);
+  }
+}
+
+void ClientSession::OnServerRequestFailed() {
+  if (!sent_.empty()) {
+    sent_.front().failed = true;
+  }
+}
+
+void ClientSession::OnServerRequestDone() {
+  if (sent_.empty()) {
+    return;
+  }
+  SentRequest done = std::move(sent_.front());
+  sent_.pop_front();
+  codec::RequestEffects& e = done.effects;
+  // Whatever the request did to parameters, even if it failed half-way, the server knows: it is
+  // read back once the transaction is over.
+  for (std::string& name : e.read_back) {
+    if (std::find(read_back_.begin(), read_back_.end(), name) == read_back_.end()) {
+      read_back_.push_back(std::move(name));
+    }
+  }
+  if (e.reset_params) {
+    for (const auto& [name, value] : params_) {
+      if (std::find(read_back_.begin(), read_back_.end(), name) == read_back_.end()) {
+        read_back_.push_back(name);
+      }
+    }
+  }
+  if (!done.failed) {
+    ClearPins(e.unpins);
+  }
+}
+
+void ClientSession::RecordParameter(std::string_view name, std::string_view value) {
+  for (auto& [key, v] : params_) {
+    if (key == name) {
+      v = std::string(value);
+      return;
+    }
+  }
+  params_.emplace_back(std::string(name), std::string(value));
+}
+
+void ClientSession::OnReadBackFailed(std::string_view why) {
+  SetPins(codec::PinBit(codec::PinReason::kUnclassified),
+          Cat("(reading back session parameters failed: ", why, ")"));
+}
+
+void ClientSession::SetPins(codec::PinSet pins, std::string_view statement) {
+  codec::PinSet added = pins & ~pins_;
+  if (added == 0) {
+    return;
+  }
+  pins_ |= pins;
+  for (size_t i = 0; i < codec::kPinReasonCount; ++i) {
+    if (added & codec::PinBit(static_cast<codec::PinReason>(i))) {
+      proxy_.CountPin(static_cast<codec::PinReason>(i), true);
+    }
+  }
+  codec::PinSet unexplained = added & ~pins_logged_;
+  if (unexplained != 0) {
+    pins_logged_ |= unexplained;
+    spdlog::info("conn={} proxy={} pinned to its server ({}) by: {}", name(),
+                 proxy_.settings().name, PinNames(unexplained), statement);
+  }
+}
+
+void ClientSession::ClearPins(codec::PinSet pins) {
+  codec::PinSet cleared = pins & pins_;
+  pins_ &= ~pins;
+  for (size_t i = 0; i < codec::kPinReasonCount; ++i) {
+    if (cleared & codec::PinBit(static_cast<codec::PinReason>(i))) {
+      proxy_.CountPin(static_cast<codec::PinReason>(i), false);
+    }
+  }
+}
+
+void ClientSession::ForgetSessionState() {
+  ClearPins(pins_);
+  sent_.clear();
+  next_effects_ = {};
+  read_back_.clear();
+}
+
+void ClientSession::AfterServerOutput() {
+  if (!transaction_mode() || state_ != State::kActive || server_ == nullptr) {
+    return;
+  }
+  UpdateIdleTransactionTimer();
+  if (!server_->clean() || !sent_.empty() || mid_request() || pins_ != 0 ||
+      cancels_in_flight_ > 0) {
+    return;
+  }
+  if (!read_back_.empty()) {
+    std::vector<std::string> names = std::move(read_back_);
+    read_back_.clear();
+    if (server_->ReadBack(names)) {
+      // Nothing of the client's may reach the server before the values are in: OnServerReady
+      // brings the client back.
+      state_ = State::kAttaching;
+      return;
+    }
+  }
+  ReleaseServer();
+}
+
+void ClientSession::ReleaseServer() {
+  ServerConn* server = server_;
+  server_ = nullptr;
+  state_ = State::kIdle;
+  idle_tx_timer_.Stop();
+  // Input left now is an incomplete message (the codec read all it could): more bytes will come,
+  // and they ask for a server then.
+  server->Release();
+}
+
+void ClientSession::UpdateIdleTransactionTimer() {
+  absl::Duration limit = proxy_.settings().idle_transaction_timeout;
+  if (!transaction_mode() || limit <= absl::ZeroDuration()) {
+    return;
+  }
+  bool idle_in_transaction = state_ == State::kActive && server_ != nullptr &&
+                             server_->idle_in_transaction() && !mid_request();
+  if (!idle_in_transaction) {
+    idle_tx_timer_.Stop();
+  } else if (!idle_tx_timer_.armed()) {
+    idle_tx_timer_.Start(limit);
   }
 }
 
@@ -174,9 +377,31 @@ void ClientSession::OnKill(std::string_view target_key, bool whole_connection) {
 }
 
 void ClientSession::CancelRunning() {
-  if (server_ != nullptr) {
-    proxy_.CancelOn(*server_);
+  if (server_ == nullptr) {
+    return;  // between transactions nothing runs for this client: nothing to cancel
   }
+  if (!transaction_mode()) {
+    proxy_.CancelOn(*server_, nullptr);
+    return;
+  }
+  if (server_->outstanding() == 0) {
+    return;
+  }
+  // The server stays with this client until the cancel is through, so that it can never stop
+  // the next client's statement.
+  ++cancels_in_flight_;
+  std::weak_ptr<ClientSession*> self = self_;
+  proxy_.CancelOn(*server_, [self] {
+    auto alive = self.lock();
+    if (alive == nullptr || *alive == nullptr) {
+      return;
+    }
+    ClientSession* session = *alive;
+    --session->cancels_in_flight_;
+    if (session->server_ != nullptr) {
+      session->AfterServerOutput();
+    }
+  });
 }
 
 void ClientSession::OnTerminate() { Close("client terminated"); }
@@ -228,7 +453,7 @@ bool ClientSession::CloseIfIdle(std::string_view reason) {
     FailWith(codec::ProxyError::kShuttingDown, reason);
     return true;
   }
-  if (state_ == State::kLogin || state_ == State::kWaiting) {
+  if (state_ == State::kLogin || state_ == State::kWaiting || state_ == State::kIdle) {
     FailWith(codec::ProxyError::kShuttingDown, reason);
     return true;
   }
@@ -242,6 +467,7 @@ void ClientSession::Close(std::string_view reason) {
   State was = state_;
   state_ = State::kClosed;
   timer_.Stop();
+  idle_tx_timer_.Stop();
   spdlog::debug("conn={} closed: {}", name(), reason);
   if (!cancel_key_.empty()) {
     proxy_.UnregisterCancelKey(cancel_key_);
@@ -249,6 +475,7 @@ void ClientSession::Close(std::string_view reason) {
   if (was == State::kWaiting && pool_ != nullptr) {
     proxy_.CancelWait(*this, *pool_);
   }
+  ClearPins(pins_);
   ServerConn* server = server_;
   server_ = nullptr;
   stream_.CloseAfterFlush();

@@ -2,11 +2,17 @@
 
 // One client connection. It logs in against the proxy's own user table, is routed to a pool,
 // waits (bounded) for a server connection, and then has its bytes forwarded both ways. In session
-// pooling it keeps that server until it leaves.
+// pooling it keeps that server until it leaves. In transaction pooling it gives the server back
+// whenever the release rule holds (the wire says idle, nothing outstanding, the answer forwarded,
+// no pin, no cancel in flight), after reading back the session parameters its statements may
+// have changed, and borrows one again when its next request starts; its recorded parameters are
+// applied to whichever server it gets.
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "codecs/api/codec.h"
 #include "core/tcp.h"
@@ -21,7 +27,8 @@ struct Pool;
 
 class ClientSession final : public core::TcpStreamHandler, public codec::ClientCodecSink {
  public:
-  enum class State { kLogin, kWaiting, kAttaching, kActive, kClosed };
+  // kIdle: logged in, between transactions, no server (transaction pooling only).
+  enum class State { kLogin, kWaiting, kAttaching, kActive, kIdle, kClosed };
 
   ClientSession(ProxyInstance& proxy, uint64_t id);
   ~ClientSession() override;
@@ -39,6 +46,19 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void FailWithServerError(const codec::WireError& error);
   // Closes the connection (after flushing what is queued) and gives back the server.
   void Close(std::string_view reason);
+
+  // The attached server's output so far has been forwarded: release it if the rule allows.
+  void AfterServerOutput();
+  // The attached server finished one of this client's requests (after OnServerRequestFailed if
+  // its answer carried an error).
+  void OnServerRequestDone();
+  void OnServerRequestFailed();
+  // A session parameter as this client's server reported it or read it back.
+  void RecordParameter(std::string_view name, std::string_view value);
+  // A read-back failed: what the client's statements left behind is unknown.
+  void OnReadBackFailed(std::string_view why);
+  // What the client's session should have on any server: startup parameters and recorded ones.
+  const codec::ParamList& params() const { return params_; }
 
   // Bytes from the attached server.
   void Forward(core::Slice bytes) { stream_.Write(std::move(bytes)); }
@@ -70,20 +90,34 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void OnAuthenticated() override;
   void OnAuthFailed(std::string_view reason) override;
   void OnRequestEnd(uint32_t tag) override;
+  void OnRequestEffects(const codec::RequestEffects& effects) override;
   void OnKill(std::string_view target_key, bool whole_connection) override;
   void OnTerminate() override;
   void OnProtocolError(const absl::Status& status) override;
 
  private:
+  struct SentRequest {
+    codec::RequestEffects effects;
+    bool failed = false;
+  };
+
   void Drive();
-  void StartWaitTimer();
+  bool transaction_mode() const;
+  // Asks the pool for a server (state kWaiting), within the borrow timeout and the wait cap.
+  void BorrowServer();
+  void ReleaseServer();
+  void UpdateIdleTransactionTimer();
+  void SetPins(codec::PinSet pins, std::string_view statement);
+  void ClearPins(codec::PinSet pins);
+  // Forgets what a session had (a new login on this connection, or a reset server).
+  void ForgetSessionState();
 
   ProxyInstance& proxy_;
   uint64_t id_;
   State state_ = State::kLogin;
   core::TcpStream stream_;
   std::unique_ptr<codec::ClientCodec> codec_;
-  core::Timer timer_;  // login timeout, then borrow timeout
+  core::Timer timer_;   // login timeout, then borrow timeout
   UserTablePtr users_;  // the table this client logged in against
   const User* user_ = nullptr;
   codec::StartupInfo startup_;
@@ -92,6 +126,19 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   std::string cancel_key_;
   bool driving_ = false;
   bool redrive_ = false;
+  bool logged_in_ = false;  // CompleteLogin ran for the current login
+
+  // Transaction pooling.
+  codec::ParamList params_;
+  codec::RequestEffects next_effects_;  // of the request the client is sending
+  std::deque<SentRequest> sent_;        // forwarded, not answered yet
+  codec::PinSet pins_ = 0;
+  codec::PinSet pins_logged_ = 0;       // reasons already explained in the log
+  std::vector<std::string> read_back_;  // parameters to read back before the server goes
+  int cancels_in_flight_ = 0;
+  core::Timer idle_tx_timer_;
+  // Lets callbacks that may outlive this session (a cancel's completion) find it or not.
+  std::shared_ptr<ClientSession*> self_ = std::make_shared<ClientSession*>(this);
 };
 
 }  // namespace wirepool::proxy

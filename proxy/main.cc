@@ -4,8 +4,8 @@
 #include <cstring>
 #include <string>
 
-#include "core/strings.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "proxy/runtime.h"
 #include "spdlog/spdlog.h"
 

@@ -290,8 +290,15 @@ void ProxyInstance::ForwardCancel(std::string_view key) {
   it->second->CancelRunning();
 }
 
-void ProxyInstance::CancelOn(ServerConn& server) {
+void ProxyInstance::CountPin(codec::PinReason reason, bool set) {
+  ++(set ? stats_.pins : stats_.unpins)[static_cast<size_t>(reason)];
+}
+
+void ProxyInstance::CancelOn(ServerConn& server, std::function<void()> on_done) {
   if (server.state() != ServerConn::State::kActive) {
+    if (on_done) {
+      on_done();
+    }
     return;
   }
   codec::CancelPlan plan = protocol_->PlanCancel(server.codec().CancelKey());
@@ -302,6 +309,9 @@ void ProxyInstance::CancelOn(ServerConn& server) {
   if (plan.login_first) {
     const User* user = users_->Find(server.pool().user);
     if (user == nullptr) {
+      if (on_done) {
+        on_done();
+      }
       return;
     }
     target.protocol = protocol_;
@@ -309,6 +319,7 @@ void ProxyInstance::CancelOn(ServerConn& server) {
     target.login.password = user->backend_password;
     target.login.random = [](uint8_t* out, size_t len) { crypto::RandomBytes(out, len); };
   }
+  target.on_done = std::move(on_done);
   SendCancel(loop_, target, std::move(plan));
 }
 
@@ -343,8 +354,35 @@ void ProxyInstance::Janitor() {
   for (ServerConn* s : expired) {
     s->Close("server_idle_timeout or server_lifetime reached");
   }
+  if (now - last_stats_ms_ >= 60000) {
+    last_stats_ms_ = now;
+    LogStats();
+  }
   if (draining_) {
     DrainStep();
+  }
+}
+
+void ProxyInstance::LogStats() {
+  if (settings_.pool_mode != "transaction") {
+    return;
+  }
+  std::string pins;
+  std::string unpins;
+  for (size_t i = 0; i < codec::kPinReasonCount; ++i) {
+    std::string_view name = codec::PinReasonName(static_cast<codec::PinReason>(i));
+    if (stats_.pins[i] > 0) {
+      pins += Cat(pins.empty() ? "" : " ", name, "=", stats_.pins[i]);
+    }
+    if (stats_.unpins[i] > 0) {
+      unpins += Cat(unpins.empty() ? "" : " ", name, "=", stats_.unpins[i]);
+    }
+  }
+  std::string line =
+      Cat("pins: ", pins.empty() ? "none" : pins, "; unpins: ", unpins.empty() ? "none" : unpins);
+  if (line != last_stats_line_) {
+    last_stats_line_ = line;
+    spdlog::info("proxy={} stats {}", settings_.name, line);
   }
 }
 

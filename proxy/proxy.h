@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,6 +42,8 @@ struct ProxyStats {
   uint64_t clients_accepted = 0;
   uint64_t servers_opened = 0;
   uint64_t servers_reused = 0;
+  uint64_t pins[codec::kPinReasonCount] = {};
+  uint64_t unpins[codec::kPinReasonCount] = {};
   absl::flat_hash_map<std::string, uint64_t> errors;  // by ProxyErrorName or reason
 };
 
@@ -88,8 +91,11 @@ class ProxyInstance {
   void RegisterCancelKey(const std::string& key, ClientSession& client);
   void UnregisterCancelKey(const std::string& key);
   void ForwardCancel(std::string_view key);
-  // Cancels what `server` runs, on a side connection.
-  void CancelOn(ServerConn& server);
+  // Cancels what `server` runs, on a side connection; `on_done` (may be null) runs when that is
+  // finished, well or not.
+  void CancelOn(ServerConn& server, std::function<void()> on_done);
+  // Transaction pooling: a pin set (true) or cleared (false), counted per reason.
+  void CountPin(codec::PinReason reason, bool set);
   // A client's request to kill another client's query or connection; false if no such client of
   // the same user exists.
   bool Kill(ClientSession& asker, std::string_view target_key, bool whole_connection);
@@ -103,6 +109,8 @@ class ProxyInstance {
   bool CloseIdleElsewhere(const Pool& except);
   void RemoveIdle(ServerConn& server);
   void Janitor();
+  // The once-a-minute stats line (pins and unpins by reason), when something changed.
+  void LogStats();
   void DrainStep();
 
   core::EventLoop& loop_;
@@ -122,6 +130,8 @@ class ProxyInstance {
   bool draining_ = false;
   ProxyStats stats_;
   codec::ParamList server_params_;
+  uint64_t last_stats_ms_ = 0;
+  std::string last_stats_line_ = "pins: none; unpins: none";
   std::shared_ptr<ProxyInstance*> alive_ = std::make_shared<ProxyInstance*>(this);
 };
 

@@ -88,15 +88,54 @@ void ServerConn::MarkIdle(uint64_t now_ms) {
 void ServerConn::Attach(ClientSession& client) {
   client_ = &client;
   client.OnServerAssigned(*this);
-  codec::ParamList diff = codec_->ParametersToApply(client.startup().params);
-  if (diff.empty()) {
+  state_ = State::kApplying;
+  if (!codec_->ApplyParameters(client.params())) {
     state_ = State::kActive;
     client.OnServerReady();
     return;
   }
-  state_ = State::kApplying;
-  codec_->SendSetParameters(diff);
   stream_.Flush();
+}
+
+void ServerConn::Release() {
+  client_ = nullptr;
+  if (state_ != State::kActive) {
+    return;
+  }
+  if (PastLifetime()) {
+    Close("server_lifetime reached");
+    return;
+  }
+  MarkIdle(proxy_.now_ms());
+  proxy_.OnServerIdle(*this);
+}
+
+bool ServerConn::ReadBack(const std::vector<std::string>& names) {
+  if (state_ != State::kActive || !codec_->SendReadBack(names)) {
+    return false;
+  }
+  state_ = State::kReadingBack;
+  stream_.Flush();
+  return true;
+}
+
+bool ServerConn::PastLifetime() const {
+  absl::Duration lifetime = proxy_.settings().server_lifetime;
+  return lifetime > absl::ZeroDuration() &&
+         proxy_.now_ms() - created_ms_ >=
+             static_cast<uint64_t>(absl::ToInt64Milliseconds(lifetime));
+}
+
+void ServerConn::OnRequestFailed() {
+  if (client_ != nullptr) {
+    client_->OnServerRequestFailed();
+  }
+}
+
+void ServerConn::OnParameterStatus(std::string_view name, std::string_view value) {
+  if (client_ != nullptr && proxy_.settings().pool_mode == "transaction") {
+    client_->RecordParameter(name, value);
+  }
 }
 
 void ServerConn::OnInternalDone(const codec::WireError* error) {
@@ -114,15 +153,23 @@ void ServerConn::OnInternalDone(const codec::WireError* error) {
     client->OnServerReady();
     return;
   }
+  if (state_ == State::kReadingBack) {
+    state_ = State::kActive;
+    if (client_ == nullptr) {
+      return;
+    }
+    if (error != nullptr) {
+      client_->OnReadBackFailed(error->message);
+    }
+    client_->OnServerReady();
+    return;
+  }
   if (state_ == State::kResetting) {
     if (error != nullptr) {
       Close(Cat("reset failed: ", error->message));
       return;
     }
-    const auto& s = proxy_.settings();
-    uint64_t age_ms = proxy_.now_ms() - created_ms_;
-    if (s.server_lifetime > absl::ZeroDuration() &&
-        age_ms >= static_cast<uint64_t>(absl::ToInt64Milliseconds(s.server_lifetime))) {
+    if (PastLifetime()) {
       Close("server_lifetime reached");
       return;
     }
@@ -153,6 +200,9 @@ void ServerConn::OnReadyForQuery(codec::TxState state) {
   tx_ = state;
   if (outstanding_ > 0) {
     --outstanding_;
+  }
+  if (client_ != nullptr) {
+    client_->OnServerRequestDone();
   }
 }
 
@@ -186,6 +236,10 @@ void ServerConn::Drive() {
     Close("server message too large to inspect");
   } else if (exit == PumpExit::kStopped && state_ != State::kClosed) {
     Close("server codec stopped");
+  } else if (state_ == State::kActive && client_ != nullptr) {
+    // Everything the server said so far is on its way to the client: the release rule's third
+    // condition holds, and the client checks the others.
+    client_->AfterServerOutput();
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "codecs/api/codec.h"
 #include "core/tcp.h"
@@ -20,7 +21,18 @@ struct Pool;
 
 class ServerConn final : public core::TcpStreamHandler, public codec::ServerCodecSink {
  public:
-  enum class State { kConnecting, kLogin, kIdle, kActive, kApplying, kResetting, kClosed };
+  // kApplying: setting a client's parameters before it gets the connection; kReadingBack:
+  // reading back what a client's statements changed before the connection goes back.
+  enum class State {
+    kConnecting,
+    kLogin,
+    kIdle,
+    kActive,
+    kApplying,
+    kReadingBack,
+    kResetting,
+    kClosed
+  };
 
   ServerConn(ProxyInstance& proxy, Pool& pool, uint64_t id);
   ~ServerConn() override;
@@ -31,6 +43,12 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void Attach(ClientSession& client);
   // The client is done with it: reset and pool it if it is clean, close it otherwise.
   void Detach();
+  // Transaction pooling: the client is between transactions; pool the connection as it is (its
+  // session parameters are set per client on attach).
+  void Release();
+  // Reads back these session parameters for the attached client (RecordParameter); true if a
+  // request went out, and then the client hears OnServerReady once the values are in.
+  bool ReadBack(const std::vector<std::string>& names);
   void Close(std::string_view reason);
 
   // Bytes from the attached client.
@@ -53,6 +71,8 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void MarkIdle(uint64_t now_ms);
   // Idle with no request in flight and outside a transaction.
   bool clean() const { return outstanding_ == 0 && tx_ == codec::TxState::kIdle; }
+  bool idle_in_transaction() const { return outstanding_ == 0 && tx_ != codec::TxState::kIdle; }
+  int64_t outstanding() const { return outstanding_; }
 
   // core::TcpStreamHandler
   void OnConnected(core::TcpStream& stream, const absl::Status& status) override;
@@ -65,12 +85,14 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void OnLoginComplete() override;
   void OnLoginFailed(const codec::WireError& error) override;
   void OnReadyForQuery(codec::TxState state) override;
-  void OnParameterStatus(std::string_view name, std::string_view value) override {}
+  void OnRequestFailed() override;
+  void OnParameterStatus(std::string_view name, std::string_view value) override;
   void OnInternalDone(const codec::WireError* error) override;
   void OnProtocolError(const absl::Status& status) override;
 
  private:
   void Drive();
+  bool PastLifetime() const;
 
   ProxyInstance& proxy_;
   Pool& pool_;

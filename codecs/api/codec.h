@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "codecs/api/session.h"
 #include "core/crypto.h"
 
 namespace wirepool::codec {
@@ -54,6 +55,8 @@ enum class ProxyError {
   kNotSupported,
   kShuttingDown,
   kKilled,
+  kIdleTransactionTimeout,
+  kTooManyWaiting,
   kInternal,
 };
 
@@ -110,6 +113,9 @@ class ClientCodecSink {
   // OnReadyForQuery (PostgreSQL: Query, Sync, FunctionCall; MySQL: each command that has a
   // response). `tag` is opaque to the proxy and handed to ServerCodec::ExpectResponse.
   virtual void OnRequestEnd(uint32_t tag) = 0;
+  // What the request about to end does to the session beyond itself (transaction pooling): given
+  // before OnRequestEnd, and only when not empty.
+  virtual void OnRequestEffects(const RequestEffects& effects) {}
   // The client asked to stop what another client connection runs (MySQL KILL [QUERY] <id>):
   // `target_key` is that connection's CancelKey. The proxy answers with ClientCodec::AnswerKill.
   virtual void OnKill(std::string_view target_key, bool whole_connection) {}
@@ -127,7 +133,10 @@ struct ClientCodecOptions {
   // speaks first. May be empty before any backend was reached.
   ParamList server_params;
   uint32_t connection_id = 0;  // the proxy's own id for this client (unique per proxy)
-  std::string peer_host;       // the client's address, for messages that name it
+  // Transaction pooling: classify statements and report OnRequestEffects (reading each query
+  // whole to do so, up to a limit past which it pins the client).
+  bool classify = false;
+  std::string peer_host;  // the client's address, for messages that name it
 };
 
 class ClientCodec {
@@ -168,6 +177,9 @@ class ServerCodecSink {
   virtual void OnLoginFailed(const WireError& error) = 0;
   // The server finished a request and says what state the session is in.
   virtual void OnReadyForQuery(TxState state) = 0;
+  // The answer to the client's current request carries an error (given before its
+  // OnReadyForQuery; at most once per request).
+  virtual void OnRequestFailed() {}
   virtual void OnParameterStatus(std::string_view name, std::string_view value) = 0;
   // A request the codec sent itself (SendReset, SendSetParameters) is finished; its response was
   // consumed, never forwarded. `error` is null on success.
@@ -207,6 +219,21 @@ class ServerCodec {
   virtual void SendSetParameters(const ParamList& params) = 0;
   // Which of the client's parameters this server does not have yet; empty when nothing to do.
   virtual ParamList ParametersToApply(const ParamList& wanted) const = 0;
+  // Makes the session's parameters those of `wanted`: sets what differs and, where the protocol
+  // can, resets what an earlier client changed that `wanted` does not name. True when a request
+  // was sent (OnInternalDone follows); false when nothing needed doing.
+  virtual bool ApplyParameters(const ParamList& wanted) {
+    ParamList diff = ParametersToApply(wanted);
+    if (diff.empty()) {
+      return false;
+    }
+    SendSetParameters(diff);
+    return true;
+  }
+  // Reads the session's current values of these parameters (transaction pooling: what a client's
+  // SET left behind): each is reported with OnParameterStatus, then OnInternalDone. False when
+  // the protocol cannot, or nothing was asked.
+  virtual bool SendReadBack(const std::vector<std::string>& names) { return false; }
   // Where the answer to the current request stands (MySQL: the next sequence id and the last
   // status flags), opaque to the proxy and handed to ClientCodec::FollowServer. Empty when the
   // protocol needs nothing of the kind.

@@ -57,6 +57,10 @@ std::string_view ProxyErrorName(ProxyError e) {
       return "shutting_down";
     case ProxyError::kKilled:
       return "killed";
+    case ProxyError::kIdleTransactionTimeout:
+      return "idle_transaction_timeout";
+    case ProxyError::kTooManyWaiting:
+      return "too_many_waiting";
     case ProxyError::kInternal:
       return "internal";
   }

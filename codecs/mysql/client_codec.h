@@ -90,6 +90,11 @@ class ClientCodec final : public codec::ClientCodec {
   // COM_CHANGE_USER: the client logs in again over the same connection.
   Step OnChangeUser(ByteView in, const PacketHeader& header);
   Step ForwardPacket(ByteView in, const PacketHeader& header);
+  // Transaction pooling (options_.classify): what a statement does to the session, and the
+  // report of it before each request ends.
+  RequestEffects Classify(std::string_view text) const;
+  static RequestEffects TooLargeToClassify(size_t length);
+  void ReportEffects(RequestEffects effects);
 
   // Sends one packet of the current exchange (the next sequence id).
   void SendPacket(std::string_view payload);
@@ -129,6 +134,7 @@ class ClientCodec final : public codec::ClientCodec {
   // The status flags of the client's server as last reported by FollowServer; what the proxy's
   // own OK packets say.
   uint16_t server_status_ = kStatusAutocommit;
+  bool found_rows_pinned_ = false;  // the last request ran SQL_CALC_FOUND_ROWS
 };
 
 }  // namespace wirepool::codec::mysql

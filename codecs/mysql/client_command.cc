@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "codecs/mysql/classify.h"
 #include "codecs/mysql/client_codec.h"
 #include "codecs/mysql/sql_scan.h"
 #include "codecs/mysql/wire.h"
@@ -24,13 +25,20 @@ namespace {
 // A COM_QUERY up to this size is read whole to see whether it holds a KILL; bigger ones are
 // streamed unread (a KILL there reaches the server with a proxy id: see docs/operations.md).
 constexpr size_t kMaxInspectedQuery = 64 << 10;
-constexpr size_t kMaxKillTokens = kMaxInspectedQuery;
+// With transaction pooling every query up to this size is read whole to be classified; bigger
+// ones pin the client.
+constexpr size_t kMaxClassifiedQuery = 1 << 20;
+constexpr size_t kMaxKillTokens = kMaxClassifiedQuery;
 constexpr size_t kProcessKillPayload = 5;  // command byte + u32 connection id
 
 // Replication commands turn a connection into a stream the proxy cannot pool.
 constexpr uint8_t kComBinlogDump = 0x12;
 constexpr uint8_t kComRegisterSlave = 0x15;
 constexpr uint8_t kComBinlogDumpGtid = 0x1e;
+
+std::string_view AsText(ByteView v) {
+  return std::string_view(reinterpret_cast<const char*>(v.data()), v.size());
+}
 
 // The cheap test every query pays: only a query with "kill" in it (any case) is lexed.
 bool MentionsKill(std::string_view sql) {
@@ -133,10 +141,40 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
       sink_.OnTerminate();
       return {Verdict::kStop};
     case kComQuery:
-      if (header.length <= kMaxInspectedQuery) {
+      if (header.length <= (options_.classify ? kMaxClassifiedQuery : kMaxInspectedQuery)) {
         return OnQueryPacket(in, header);
       }
+      ReportEffects(TooLargeToClassify(header.length));
       break;
+    case kComStmtPrepare:
+      if (options_.classify) {
+        if (header.length > kMaxClassifiedQuery) {
+          ReportEffects(TooLargeToClassify(header.length));
+          break;
+        }
+        size_t total = kHeaderLen + header.length;
+        if (in.size() < total) {
+          return {Verdict::kNeedMore, total};
+        }
+        RequestEffects effects = Classify(AsText(in.subspan(kHeaderLen + 1, header.length - 1)));
+        // A server-side prepared statement lives on this server only; mapping its id onto other
+        // servers is not built yet.
+        RequestEffects prepared;
+        prepared.pins = PinBit(PinReason::kUnclassified);
+        prepared.statement =
+            "COM_STMT_PREPARE (server-side prepared statements pin until re-prepare lands)";
+        effects.Merge(std::move(prepared));
+        ReportEffects(std::move(effects));
+      }
+      break;
+    case kComResetConnection: {
+      // The server forgets the session (its own state, and every pin's reason with it).
+      RequestEffects reset;
+      reset.unpins = ~PinSet{0};
+      reset.reset_params = true;
+      ReportEffects(std::move(reset));
+      break;
+    }
     case kComProcessKill:
       return OnProcessKill(in, header);
     case kComChangeUser:
@@ -153,11 +191,49 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
     default:
       break;
   }
+  if (command != kComQuery && command != kComStmtPrepare && command != kComResetConnection) {
+    ReportEffects({});
+  }
   sink_.OnRequestEnd(header.length == kMaxPayload ? command | kTagMultiPacket : command);
   if (state_ == State::kDone) {
     return {Verdict::kStop};
   }
   return ForwardPacket(in, header);
+}
+
+RequestEffects ClientCodec::Classify(std::string_view text) const {
+  if (!options_.classify || PrefilterClears(text)) {
+    return {};
+  }
+  // Read every way the client's sql_mode could make the server read it: what hides in a string
+  // under one reading is a statement under another.
+  RequestEffects effects = ClassifySql(text);
+  effects.Merge(ClassifySql(text, {.no_backslash_escapes = true}));
+  effects.Merge(ClassifySql(text, {.ansi_quotes = true}));
+  return effects;
+}
+
+RequestEffects ClientCodec::TooLargeToClassify(size_t length) {
+  RequestEffects effects;
+  effects.pins = PinBit(PinReason::kUnclassified);
+  effects.statement = Cat("(a statement of ", length, " bytes, too large to classify)");
+  return effects;
+}
+
+void ClientCodec::ReportEffects(RequestEffects effects) {
+  if (!options_.classify) {
+    return;
+  }
+  // FOUND_ROWS() belongs to the statement after SQL_CALC_FOUND_ROWS: that one keeps the pin, and
+  // the request after it lets it go.
+  const PinSet found_rows = PinBit(PinReason::kFoundRows);
+  if (found_rows_pinned_ && (effects.pins & found_rows) == 0) {
+    effects.unpins |= found_rows;
+  }
+  found_rows_pinned_ = (effects.pins & found_rows) != 0;
+  if (!effects.empty()) {
+    sink_.OnRequestEffects(effects);
+  }
 }
 
 Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
@@ -169,6 +245,7 @@ Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
                        header.length - 1);
   KillScan scan = ScanForKill(sql);
   if (scan.what == KillScan::kNone) {
+    ReportEffects(Classify(sql));
     sink_.OnRequestEnd(kComQuery);
     if (state_ == State::kDone) {
       return {Verdict::kStop};

@@ -115,6 +115,7 @@ bool ServerCodec::ApplyOk(const OkPacket& ok, bool report) {
       if (value) {
         SetParameter(*name, *value);
         if (report) {
+          NoteChanged(*name, *value);
           sink_.OnParameterStatus(*name, *value);
         }
       }
@@ -137,11 +138,12 @@ void ServerCodec::ExpectResponse(uint32_t tag) {
   }
 }
 
-void ServerCodec::SendInternal(uint8_t command, std::string_view arg, std::string schema) {
+void ServerCodec::SendInternal(uint8_t command, std::string_view arg, std::string schema,
+                               bool report_done) {
   Writer w;
   w.U8(command).Bytes(arg);
   SendPacket(w.payload(), 0);
-  pending_.push_back(Pending{command, true, std::move(schema)});
+  pending_.push_back(Pending{command, true, std::move(schema), false, report_done});
 }
 
 void ServerCodec::SendInternalQuery(std::string_view sql) { SendInternal(kComQuery, sql, ""); }
@@ -189,6 +191,130 @@ ParamList ServerCodec::ParametersToApply(const ParamList& wanted) const {
     return {};
   }
   return {{"schema", *schema}};
+}
+
+}  // namespace wirepool::codec::mysql
+
+// ---- Session variables for transaction pooling -------------------------------------------------
+
+namespace wirepool::codec::mysql {
+namespace {
+
+// A value as MySQL's SET takes it: numbers bare (a numeric variable refuses a string), anything
+// else a string literal, or a hex literal when it holds bytes a literal would need escapes for.
+std::string SqlValue(std::string_view v) {
+  bool numeric = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '-' || c == '.';
+  });
+  if (numeric) {
+    return std::string(v);
+  }
+  bool plain = std::all_of(v.begin(), v.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != '\\' && c != '\'';
+  });
+  if (plain) {
+    return Cat("'", v, "'");
+  }
+  std::string hex = "X'";
+  for (unsigned char c : v) {
+    hex += fmt::format("{:02x}", c);
+  }
+  return hex + "'";
+}
+
+bool PlainName(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+  });
+}
+
+}  // namespace
+
+void ServerCodec::NoteChanged(std::string_view name, std::string_view value) {
+  for (auto& [key, v] : changed_) {
+    if (EqualsIgnoreCase(key, name)) {
+      v = std::string(value);
+      return;
+    }
+  }
+  changed_.emplace_back(std::string(name), std::string(value));
+}
+
+bool ServerCodec::ApplyParameters(const ParamList& wanted) {
+  ParamList schema = ParametersToApply(wanted);
+  std::string sets;
+  auto add = [&sets](std::string_view name, std::string_view value) {
+    sets += Cat(sets.empty() ? "SET " : ", ", "@@SESSION.", name, " = ", value);
+  };
+  for (const auto& param : wanted) {
+    const std::string& name = param.first;
+    const std::string& value = param.second;
+    if (EqualsIgnoreCase(name, "schema") || !PlainName(name)) {
+      continue;
+    }
+    auto now = std::find_if(changed_.begin(), changed_.end(),
+                            [&](const auto& p) { return EqualsIgnoreCase(p.first, name); });
+    if (now != changed_.end() && now->second == value) {
+      continue;
+    }
+    add(name, SqlValue(value));
+    NoteChanged(name, value);
+  }
+  for (auto it = changed_.begin(); it != changed_.end();) {
+    bool keep = std::any_of(wanted.begin(), wanted.end(),
+                            [&](const auto& p) { return EqualsIgnoreCase(p.first, it->first); });
+    if (keep || !PlainName(it->first)) {
+      ++it;
+      continue;
+    }
+    add(it->first, "DEFAULT");
+    it = changed_.erase(it);
+  }
+  if (sets.empty() && schema.empty()) {
+    return false;
+  }
+  if (!sets.empty()) {
+    SendInternal(kComQuery, sets, "", /*report_done=*/schema.empty());
+  }
+  if (!schema.empty()) {
+    SendInternal(kComInitDb, schema.front().second, schema.front().second);
+  }
+  return true;
+}
+
+bool ServerCodec::SendReadBack(const std::vector<std::string>& names) {
+  std::string sql;
+  std::vector<std::string> asked;
+  for (const std::string& name : names) {
+    if (!PlainName(name)) {
+      continue;
+    }
+    sql += Cat(sql.empty() ? "SELECT " : ", ", "@@SESSION.", name);
+    asked.push_back(name);
+  }
+  if (asked.empty()) {
+    return false;
+  }
+  read_back_ = std::move(asked);
+  SendInternal(kComQuery, sql, "");
+  return true;
+}
+
+void ServerCodec::OnReadBackRow(ByteView payload) {
+  Reader r(payload);
+  for (const std::string& name : read_back_) {
+    if (r.remaining() > 0 && payload[payload.size() - r.remaining()] == 0xfb) {
+      r.U8();  // NULL
+      continue;
+    }
+    auto value = r.LenencString();
+    if (!value) {
+      return;
+    }
+    NoteChanged(name, *value);
+    SetParameter(name, *value);
+    sink_.OnParameterStatus(name, *value);
+  }
 }
 
 }  // namespace wirepool::codec::mysql

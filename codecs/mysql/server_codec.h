@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -55,6 +56,11 @@ class ServerCodec final : public codec::ServerCodec {
   ParamList ParametersToApply(const ParamList& wanted) const override;
   // "<status flags>" between responses, "<status flags>:<next sequence id>" inside one.
   std::string ResponseState() const override;
+  // COM_INIT_DB for the schema and one SET SESSION for system variables (DEFAULT for what an
+  // earlier client changed that `wanted` does not name), answered as one internal request.
+  bool ApplyParameters(const ParamList& wanted) override;
+  // SELECT @@SESSION.<name>, ...: each non-NULL value is reported.
+  bool SendReadBack(const std::vector<std::string>& names) override;
 
   // The client flags sent in the HandshakeResponse41 (valid once it was sent).
   uint32_t client_flags() const { return client_flags_; }
@@ -89,6 +95,7 @@ class ServerCodec final : public codec::ServerCodec {
     bool internal;              // sent by the codec itself: its response is consumed
     std::string schema;         // the database of an internal COM_INIT_DB
     bool multi_packet = false;  // the command spanned packets: its answer's first id is unknown
+    bool report_done = true;    // internal: the last of its group, so OnInternalDone follows it
   };
 
   // The flags that decide the server's framing (what both sides have).
@@ -100,7 +107,12 @@ class ServerCodec final : public codec::ServerCodec {
   // Takes the status flags and session-state changes of an OK packet; `report` passes changed
   // system variables to the sink. True when the OK named the current schema.
   bool ApplyOk(const OkPacket& ok, bool report);
-  void SendInternal(uint8_t command, std::string_view arg, std::string schema);
+  void SendInternal(uint8_t command, std::string_view arg, std::string schema,
+                    bool report_done = true);
+  // A value a client gave this session (tracked or read back).
+  void NoteChanged(std::string_view name, std::string_view value);
+  // A text row answering SendReadBack.
+  void OnReadBackRow(ByteView payload);
 
   // ---- login (server_login.cc) ----
   Step OnLoginBytes(ByteView in);
@@ -180,6 +192,11 @@ class ServerCodec final : public codec::ServerCodec {
   bool continues_ = false;     // the current logical packet continues in the next physical one
   bool end_after_packet_ = false;
   std::unique_ptr<WireError> internal_error_;
+
+  // Transaction pooling: system variables clients changed on this session, with their values now,
+  // and the names of the SendReadBack under way.
+  ParamList changed_;
+  std::vector<std::string> read_back_;
 
   // Schema: what the codec knows this connection has selected.
   bool schema_known_ = false;

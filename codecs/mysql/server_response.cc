@@ -52,6 +52,10 @@ bool ServerCodec::NeedsWhole(uint8_t first, uint32_t length) const {
     case Phase::kPrepareColumns:
       return false;
     case Phase::kRows:
+      if (!read_back_.empty() && pending_.front().internal) {
+        return true;  // the values of a read-back
+      }
+      [[fallthrough]];
     case Phase::kFetchRows:
     case Phase::kFieldList:
       // A row or definition cannot start with 0xfe unless it is 16 MiB or more (a length-encoded
@@ -277,6 +281,12 @@ bool ServerCodec::OnWholePacket(ByteView packet) {
         EndResponse();
         return true;
       }
+      if (phase_ == Phase::kRows && !read_back_.empty() && pending_.front().internal &&
+          !(first == kEofByte && payload.size() < 0xffffff)) {
+        OnReadBackRow(payload);
+        rows_started_ = true;
+        return true;
+      }
       auto status = TerminatorStatus(payload);
       if (!status) {
         return Fail("the server sent a malformed end of rows");
@@ -428,6 +438,8 @@ std::optional<uint16_t> ServerCodec::TerminatorStatus(ByteView payload) {
 void ServerCodec::RecordError(ByteView packet) {
   if (pending_.front().internal) {
     internal_error_ = std::make_unique<WireError>(ServerError(packet, /*fatal=*/false));
+  } else {
+    sink_.OnRequestFailed();
   }
 }
 
@@ -441,7 +453,16 @@ void ServerCodec::EndResponse() {
   left_ = 0;
   prepare_columns_ = 0;
   rows_started_ = false;
+  if (request.internal && !request.report_done) {
+    // Not the last request of its group: any error waits for the group's end.
+    if (internal_error_ == nullptr && request.command == kComInitDb) {
+      schema_ = request.schema;
+      schema_known_ = true;
+    }
+    return;
+  }
   if (request.internal) {
+    read_back_.clear();
     std::unique_ptr<WireError> error = std::move(internal_error_);
     if (error != nullptr && request.command == kComResetConnection &&
         login_.reset_method != kResetConnection) {

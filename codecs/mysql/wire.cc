@@ -380,6 +380,10 @@ MysqlError ErrorFor(ProxyError error) {
       return {1053, "08S01"};  // ER_SERVER_SHUTDOWN
     case ProxyError::kKilled:
       return {1927, "70100"};  // ER_CONNECTION_KILLED
+    case ProxyError::kIdleTransactionTimeout:
+      return {4031, "HY000"};  // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
+    case ProxyError::kTooManyWaiting:
+      return {1040, "08004"};
     case ProxyError::kInternal:
       return {1105, "HY000"};  // ER_UNKNOWN_ERROR
   }

@@ -1,8 +1,9 @@
-#include "core/strings.h"
 #include "codecs/postgres/client_codec.h"
+#include "core/strings.h"
 
 #include <algorithm>
 
+#include "codecs/postgres/classify.h"
 #include "codecs/postgres/wire.h"
 #include "core/crypto.h"
 
@@ -127,9 +128,8 @@ Step ClientCodec::OnStartupPacket(ByteView packet) {
   }
   if ((code >> 16) != 3) {
     state_ = State::kDone;
-    SendError(ProxyError::kNotSupported,
-              Cat("unsupported frontend protocol ", code >> 16, ".", code & 0xffff,
-                           ": server supports 3.0 to 3.0"));
+    SendError(ProxyError::kNotSupported, Cat("unsupported frontend protocol ", code >> 16, ".",
+                                             code & 0xffff, ": server supports 3.0 to 3.0"));
     sink_.OnProtocolError(absl::InvalidArgumentError("unsupported protocol version"));
     return {Verdict::kStop};
   }
@@ -224,8 +224,7 @@ Step ClientCodec::OnAuthMessage(ByteView in) {
   }
   uint32_t len = ReadU32(in.data() + 1);
   if (in[0] != 'p') {
-    return Violation(Cat("expected password response, got message type ",
-                                  static_cast<int>(in[0])));
+    return Violation(Cat("expected password response, got message type ", static_cast<int>(in[0])));
   }
   if (len < 4 || len > kMaxAuthMessage) {
     return Violation(Cat("invalid password packet size: ", len));
@@ -319,9 +318,8 @@ void ClientCodec::AuthSucceeded() {
 Step ClientCodec::FailAuth(std::string_view reason) {
   state_ = State::kDone;
   // The same words PostgreSQL uses, whether or not the user exists.
-  sink_.SendToClient(ErrorResponse(
-      "FATAL", SqlState(ProxyError::kAuthFailed),
-      Cat("password authentication failed for user \"", user_, "\"")));
+  sink_.SendToClient(ErrorResponse("FATAL", SqlState(ProxyError::kAuthFailed),
+                                   Cat("password authentication failed for user \"", user_, "\"")));
   sink_.OnAuthFailed(reason);
   return {Verdict::kStop};
 }
@@ -358,6 +356,13 @@ Step ClientCodec::OnRunning(ByteView in) {
   if (len < 4 || len > 0x40000000) {
     return Violation(Cat("invalid message length ", len));
   }
+  size_t total = size_t{len} + 1;
+  if (options_.classify && (type == 'Q' || type == 'P')) {
+    if (total <= kMaxClassifiedMessage && in.size() < total) {
+      return {Verdict::kNeedMore, total};
+    }
+    Classify(type, in.first(std::min(total, in.size())), total <= kMaxClassifiedMessage);
+  }
   switch (type) {
     case 'X':
       state_ = State::kDone;
@@ -386,10 +391,41 @@ Step ClientCodec::OnRunning(ByteView in) {
     default:
       return Violation(Cat("invalid frontend message type ", static_cast<int>(type)));
   }
-  size_t total = size_t{len} + 1;
   size_t n = std::min(total, in.size());
   forward_left_ = total - n;
   return {Verdict::kForward, n};
+}
+
+void ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
+  RequestEffects effects;
+  if (!whole) {
+    effects.pins = PinBit(PinReason::kUnclassified);
+    effects.statement =
+        Cat("(a message of more than ", kMaxClassifiedMessage, " bytes, too large to classify)");
+    sink_.OnRequestEffects(effects);
+    return;
+  }
+  Reader r(message.subspan(kHeaderLen));
+  std::optional<std::string_view> name;
+  if (type == 'P') {
+    name = r.CString();
+  }
+  auto text = r.CString();
+  if (!text) {
+    return;  // malformed: the server will say so
+  }
+  effects = ClassifySql(*text);
+  if (name && !name->empty()) {
+    // A named statement lives on this server only; re-preparing it on others is not built yet.
+    RequestEffects named;
+    named.pins = PinBit(PinReason::kUnclassified);
+    named.statement = Cat("Parse of the named prepared statement \"", *name,
+                          "\" (protocol-level prepared statements pin until re-prepare lands)");
+    effects.Merge(std::move(named));
+  }
+  if (!effects.empty()) {
+    sink_.OnRequestEffects(effects);
+  }
 }
 
 Step ClientCodec::Violation(std::string_view message) {

@@ -26,8 +26,16 @@ class ClientCodec final : public codec::ClientCodec {
   void SendServerError(const WireError& error) override;
 
  private:
-  enum class State { kStartup, kAwaitAuth, kScramFirst, kScramFinal, kMd5, kAwaitLogin, kRunning,
-                     kDone };
+  enum class State {
+    kStartup,
+    kAwaitAuth,
+    kScramFirst,
+    kScramFinal,
+    kMd5,
+    kAwaitLogin,
+    kRunning,
+    kDone
+  };
 
   Step OnStartup(ByteView in);
   Step OnStartupPacket(ByteView packet);
@@ -40,6 +48,11 @@ class ClientCodec final : public codec::ClientCodec {
   Step Violation(std::string_view message);
   Step FailAuth(std::string_view reason);
   void AuthSucceeded();
+
+  // Reports what a Query's or Parse's SQL does to the session (options_.classify).
+  void Classify(uint8_t type, ByteView message, bool whole);
+  // Queries and Parse messages up to this size are read whole to be classified; bigger ones pin.
+  static constexpr size_t kMaxClassifiedMessage = 1 << 20;
 
   ClientCodecOptions options_;
   ClientCodecSink& sink_;

@@ -240,7 +240,12 @@ Step ServerCodec::OnRunning(ByteView in) {
     return {Verdict::kStop};
   }
   size_t total = size_t{len} + 1;
-  bool inspect = type == 'Z' || type == 'S' || (type == 'E' && internal_pending_ > 0);
+  if (type == 'E' && internal_pending_ == 0 && !request_failed_) {
+    request_failed_ = true;
+    sink_.OnRequestFailed();
+  }
+  bool inspect = type == 'Z' || type == 'S' || (type == 'E' && internal_pending_ > 0) ||
+                 (type == 'D' && !read_back_.empty());
   if (inspect && total <= kMaxInspectedMessage) {
     if (in.size() < total) {
       return {Verdict::kNeedMore, total};
@@ -252,11 +257,8 @@ Step ServerCodec::OnRunning(ByteView in) {
       auto value = r.CString();
       if (name && value) {
         if (internal_pending_ == 0) {
-          // A change the client made itself: what was applied is no longer known.
-          auto it = FindParam(applied_, *name);
-          if (it != applied_.end()) {
-            applied_.erase(it);
-          }
+          // A change the client made itself: the next client may not want it.
+          NoteChanged(*name, *value);
         }
         SetParameter(*name, *value);
         if (internal_pending_ == 0) {
@@ -265,7 +267,10 @@ Step ServerCodec::OnRunning(ByteView in) {
       }
     } else if (type == 'E') {
       internal_error_ = std::make_unique<WireError>(ToWireError(message));
+    } else if (type == 'D') {
+      OnReadBackRow(message.subspan(kHeaderLen));
     } else if (type == 'Z') {
+      request_failed_ = false;
       auto status = r.U8();
       TxState tx = TxState::kIdle;
       if (status == 'T') {
@@ -280,6 +285,7 @@ Step ServerCodec::OnRunning(ByteView in) {
       tx_ = tx;
       if (internal_pending_ > 0) {
         if (--internal_pending_ == 0) {
+          read_back_.clear();
           auto error = std::move(internal_error_);
           sink_.OnInternalDone(error.get());
         }
@@ -350,6 +356,116 @@ ParamList ServerCodec::ParametersToApply(const ParamList& wanted) const {
     out.emplace_back(name, value);
   }
   return out;
+}
+
+}  // namespace wirepool::codec::postgres
+
+// ---- Session parameters for transaction pooling ------------------------------------------------
+
+namespace wirepool::codec::postgres {
+namespace {
+
+// Reported by the server but never settable: a client's recorded copy is not replayed.
+bool ReadOnly(std::string_view name) {
+  for (std::string_view n : {"server_version", "server_encoding", "integer_datetimes",
+                             "is_superuser", "in_hot_standby"}) {
+    if (EqualsIgnoreCase(name, n)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void ServerCodec::NoteChanged(std::string_view name, std::string_view value) {
+  auto it = FindParam(applied_, name);
+  if (it != applied_.end()) {
+    it->second = std::string(value);
+  } else {
+    applied_.emplace_back(std::string(name), std::string(value));
+  }
+}
+
+bool ServerCodec::ApplyParameters(const ParamList& wanted) {
+  std::string sets;
+  for (const auto& [name, value] : wanted) {
+    if (ReadOnly(name)) {
+      continue;
+    }
+    auto applied = FindParam(applied_, name);
+    auto reported = FindParam(params_, name);
+    const std::string* now = applied != applied_.end()   ? &applied->second
+                             : reported != params_.end() ? &reported->second
+                                                         : nullptr;
+    if (now != nullptr && *now == value) {
+      continue;
+    }
+    sets += Cat(sets.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
+                QuoteLiteral(ToLower(name)), ", ", QuoteLiteral(value), ", false)");
+    NoteChanged(name, value);
+  }
+  std::string resets;
+  for (auto it = applied_.begin(); it != applied_.end();) {
+    bool keep = FindParam(wanted, it->first) != wanted.end();
+    auto baseline = FindParam(login_.params, it->first);
+    if (keep || (baseline != login_.params.end() && baseline->second == it->second)) {
+      ++it;
+      continue;
+    }
+    // RESET goes back to the session's default, the startup packet's value included.
+    resets += Cat("RESET ", QuoteIdent(ToLower(it->first)), ";");
+    if (baseline != login_.params.end()) {
+      it->second = baseline->second;
+      ++it;
+    } else {
+      it = applied_.erase(it);
+    }
+  }
+  if (sets.empty() && resets.empty()) {
+    return false;
+  }
+  SendInternal(Cat(resets, sets.empty() ? "" : Cat(sets, ";")));
+  return true;
+}
+
+bool ServerCodec::SendReadBack(const std::vector<std::string>& names) {
+  if (names.empty()) {
+    return false;
+  }
+  std::string sql = "SELECT ";
+  for (size_t i = 0; i < names.size(); ++i) {
+    sql +=
+        Cat(i == 0 ? "" : ", ", "pg_catalog.current_setting(", QuoteLiteral(names[i]), ", true)");
+  }
+  read_back_ = names;
+  SendInternal(sql);
+  return true;
+}
+
+void ServerCodec::OnReadBackRow(ByteView body) {
+  Reader r(body);
+  auto columns = r.U16();
+  if (!columns || *columns != read_back_.size()) {
+    return;
+  }
+  for (const std::string& name : read_back_) {
+    auto len = r.U32();
+    if (!len) {
+      return;
+    }
+    if (*len == 0xffffffff) {
+      continue;  // NULL: no such parameter (a custom one never set)
+    }
+    auto value = r.Bytes(*len);
+    if (!value) {
+      return;
+    }
+    // Only into applied_: params_ holds what the server reports, and it reports these (if at all)
+    // when they change; a copy there would go stale at the next RESET.
+    NoteChanged(name, *value);
+    sink_.OnParameterStatus(name, *value);
+  }
 }
 
 }  // namespace wirepool::codec::postgres

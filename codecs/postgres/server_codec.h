@@ -25,6 +25,11 @@ class ServerCodec final : public codec::ServerCodec {
   void SendReset() override;
   void SendSetParameters(const ParamList& params) override;
   ParamList ParametersToApply(const ParamList& wanted) const override;
+  // With set_config (which reads a value as the config file would, lists included) for what
+  // differs, and RESET for what an earlier client changed that `wanted` does not name.
+  bool ApplyParameters(const ParamList& wanted) override;
+  // SELECT current_setting(name, true), ...: each non-NULL value is reported.
+  bool SendReadBack(const std::vector<std::string>& names) override;
 
  private:
   enum class State { kIdle, kLogin, kRunning, kDone };
@@ -35,13 +40,22 @@ class ServerCodec final : public codec::ServerCodec {
   Step LoginFailed(std::string_view message);
   void SetParameter(std::string_view name, std::string_view value);
   void SendInternal(std::string_view sql);
+  // The DataRow answering SendReadBack.
+  void OnReadBackRow(ByteView body);
+  // Records a value this session now has that a client gave it (so the next client's
+  // ApplyParameters resets it if that client does not want it).
+  void NoteChanged(std::string_view name, std::string_view value);
 
   ServerLogin login_;
   ServerCodecSink& sink_;
   State state_ = State::kIdle;
   std::unique_ptr<ScramClient> scram_;
-  ParamList params_;   // as the server reported them
-  ParamList applied_;  // set by the startup packet or by SendSetParameters since the last reset
+  ParamList params_;  // as the server reported them
+  // Set by the startup packet, by SendSetParameters / ApplyParameters, or changed by a client
+  // (reported or read back) since the last reset, with the value the session has now.
+  ParamList applied_;
+  std::vector<std::string> read_back_;  // the names of the SendReadBack under way
+  bool request_failed_ = false;         // OnRequestFailed was given for the current request
   std::string cancel_key_;
   size_t forward_left_ = 0;
   TxState tx_ = TxState::kIdle;  // as the last ReadyForQuery said

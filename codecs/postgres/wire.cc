@@ -187,6 +187,10 @@ std::string_view SqlState(ProxyError error) {
     case ProxyError::kShuttingDown:
     case ProxyError::kKilled:
       return "57P01";
+    case ProxyError::kIdleTransactionTimeout:
+      return "25P03";  // idle_in_transaction_session_timeout
+    case ProxyError::kTooManyWaiting:
+      return "53300";
     case ProxyError::kInternal:
       return "XX000";
   }

@@ -121,13 +121,16 @@ def test_check_reports_every_error_with_its_path(env, binary, tmp_path):
     assert "wokers" in out, f"unknown top-level key not reported:\n{out}"
 
 
-def test_check_requires_pool_mode(env, binary, tmp_path):
+def test_check_pool_mode_defaults_to_transaction(env, binary, tmp_path):
     text = GOOD_YAML.format(password_file=tmp_path / "pw.txt", backend=_backend(env))
     (tmp_path / "pw.txt").write_text("x\n")
     path = tmp_path / "nomode.yaml"
     path.write_text(text.replace("    pool_mode: session\n", ""))
     r = _run(env, "-c", str(path), "--check", extra_env={"WP_TEST_SOME_PASSWORD": "x"})
-    assert r.returncode != 0 and "pool_mode" in r.stdout + r.stderr, r
+    assert r.returncode == 0, r
+    path.write_text(text.replace("    pool_mode: session\n", "    pool_mode: statement\n"))
+    r = _run(env, "-c", str(path), "--check", extra_env={"WP_TEST_SOME_PASSWORD": "x"})
+    assert r.returncode != 0 and "unknown pool_mode 'statement'" in r.stdout + r.stderr, r
 
 
 def test_check_does_not_print_secrets(env, binary, tmp_path):

@@ -280,22 +280,24 @@ proxies:
   - name: pg
     protocol: postgres
     listen: 127.0.0.1
+    pool_mode: statement
     backends: []
     max_backend_connections: 0
     server_lifetime: forever
 )"),
       ElementsAre("workers (line 1): expected a non-negative integer no larger than 4294967295, "
                   "got 'lots'",
-                  "proxies[0].server_lifetime (line 13): invalid duration 'forever' (write it "
+                  "proxies[0].server_lifetime (line 14): invalid duration 'forever' (write it "
                   "with a unit, such as 5s, 250ms or 1m30s)",
                   "log_level (line 2): unknown level 'loud' (expected trace, debug, info, warn or "
                   "error)",
                   "users[0] (line 4): one of password, password_env, password_file is required",
                   "users[1].name (line 5): duplicate user name 'app' (also users[0])",
                   "proxies[0].listen (line 10): invalid address '127.0.0.1': expected host:port",
-                  "proxies[0].pool_mode (line 8): required (session)",
-                  "proxies[0].backends (line 11): at least one backend (host:port) is required",
-                  "proxies[0].max_backend_connections (line 12): must be at least 1"));
+                  "proxies[0].pool_mode (line 11): unknown pool_mode 'statement' (expected "
+                  "transaction or session)",
+                  "proxies[0].backends (line 12): at least one backend (host:port) is required",
+                  "proxies[0].max_backend_connections (line 13): must be at least 1"));
 }
 
 TEST(ConfigLoaderTest, BadDurations) {
@@ -436,16 +438,23 @@ TEST(ConfigLoaderTest, BackendPasswordFromEnvironment) {
 }
 
 TEST(ConfigLoaderTest, PoolMode) {
-  EXPECT_THAT(Errors(absl::StrReplaceAll(kContract, {{"    pool_mode: session\n", ""}})),
-              ElementsAre("proxies[0].pool_mode (line 6): required (session)"));
-  EXPECT_THAT(
-      Errors(absl::StrReplaceAll(kContract, {{"pool_mode: session", "pool_mode: transaction"}})),
-      ElementsAre("proxies[0].pool_mode (line 9): transaction pooling is not supported yet in "
-                  "this version; use session"));
+  absl::StatusOr<Settings> settings =
+      Load(absl::StrReplaceAll(kContract, {{"    pool_mode: session\n", ""}}));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].pool_mode, "transaction") << "the default";
+  EXPECT_EQ(settings->proxies[0].idle_transaction_timeout, absl::ZeroDuration());
+  EXPECT_EQ(settings->proxies[0].max_waiting_clients, 10000u);
+  settings = Load(absl::StrReplaceAll(
+      kContract, {{"pool_mode: session", "pool_mode: transaction\n    idle_transaction_timeout: "
+                                         "30s\n    max_waiting_clients: 50"}}));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].pool_mode, "transaction");
+  EXPECT_EQ(settings->proxies[0].idle_transaction_timeout, absl::Seconds(30));
+  EXPECT_EQ(settings->proxies[0].max_waiting_clients, 50u);
   EXPECT_THAT(
       Errors(absl::StrReplaceAll(kContract, {{"pool_mode: session", "pool_mode: statement"}})),
       ElementsAre("proxies[0].pool_mode (line 9): unknown pool_mode 'statement' (expected "
-                  "session)"));
+                  "transaction or session)"));
 }
 
 TEST(ConfigLoaderTest, DuplicateNames) {
