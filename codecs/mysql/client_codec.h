@@ -93,6 +93,7 @@ class ClientCodec final : public codec::ClientCodec {
   // Transaction pooling (options_.classify): what a statement does to the session, and the
   // report of it before each request ends.
   RequestEffects Classify(std::string_view text) const;
+  static RequestEffects ClassifyAllModes(std::string_view text);
   static RequestEffects TooLargeToClassify(size_t length);
   void ReportEffects(RequestEffects effects);
 

@@ -40,6 +40,21 @@ std::string_view AsText(ByteView v) {
   return std::string_view(reinterpret_cast<const char*>(v.data()), v.size());
 }
 
+// Whether the word USE (any case) appears in the text: a query that may select a schema.
+bool MentionsUse(std::string_view sql) {
+  auto word = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$' ||
+           static_cast<unsigned char>(c) >= 0x80;
+  };
+  for (size_t i = 0; i + 3 <= sql.size(); ++i) {
+    if ((sql[i] | 0x20) == 'u' && (sql[i + 1] | 0x20) == 's' && (sql[i + 2] | 0x20) == 'e' &&
+        (i == 0 || !word(sql[i - 1])) && (i + 3 == sql.size() || !word(sql[i + 3]))) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // The cheap test every query pays: only a query with "kill" in it (any case) is lexed.
 bool MentionsKill(std::string_view sql) {
   for (size_t i = 0; i + 4 <= sql.size(); ++i) {
@@ -167,6 +182,13 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
         ReportEffects(std::move(effects));
       }
       break;
+    case kComInitDb:
+      if (options_.classify) {
+        RequestEffects effects;
+        effects.read_back.push_back("schema");
+        ReportEffects(std::move(effects));
+      }
+      break;
     case kComResetConnection: {
       // The server forgets the session (its own state, and every pin's reason with it).
       RequestEffects reset;
@@ -191,7 +213,8 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
     default:
       break;
   }
-  if (command != kComQuery && command != kComStmtPrepare && command != kComResetConnection) {
+  if (command != kComQuery && command != kComStmtPrepare && command != kComResetConnection &&
+      command != kComInitDb) {
     ReportEffects({});
   }
   sink_.OnRequestEnd(header.length == kMaxPayload ? command | kTagMultiPacket : command);
@@ -202,9 +225,23 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
 }
 
 RequestEffects ClientCodec::Classify(std::string_view text) const {
-  if (!options_.classify || PrefilterClears(text)) {
+  if (!options_.classify) {
     return {};
   }
+  if (MentionsUse(text)) {
+    // USE changes the schema, which the proxy replays itself: read it back (the classifier
+    // leaves USE alone, and a server without session tracking would not say).
+    RequestEffects effects = PrefilterClears(text) ? RequestEffects{} : ClassifyAllModes(text);
+    effects.read_back.push_back("schema");
+    return effects;
+  }
+  if (PrefilterClears(text)) {
+    return {};
+  }
+  return ClassifyAllModes(text);
+}
+
+RequestEffects ClientCodec::ClassifyAllModes(std::string_view text) {
   // Read every way the client's sql_mode could make the server read it: what hides in a string
   // under one reading is a statement under another.
   RequestEffects effects = ClassifySql(text);

@@ -108,6 +108,9 @@ bool ServerCodec::ApplyOk(const OkPacket& ok, bool report) {
         schema_known_ = true;
         tracking_schema_ = true;
         schema_reported = true;
+        if (report) {
+          sink_.OnParameterStatus("schema", schema_);
+        }
       }
     } else if (*type == kTrackSystemVariables) {
       auto name = d.LenencString();
@@ -289,7 +292,9 @@ bool ServerCodec::SendReadBack(const std::vector<std::string>& names) {
     if (!PlainName(name)) {
       continue;
     }
-    sql += Cat(sql.empty() ? "SELECT " : ", ", "@@SESSION.", name);
+    // The schema is the session's current database, not a variable.
+    sql += Cat(sql.empty() ? "SELECT " : ", ", name == "schema" ? "DATABASE()" : "@@SESSION.",
+               name == "schema" ? "" : name);
     asked.push_back(name);
   }
   if (asked.empty()) {
@@ -311,8 +316,13 @@ void ServerCodec::OnReadBackRow(ByteView payload) {
     if (!value) {
       return;
     }
-    NoteChanged(name, *value);
-    SetParameter(name, *value);
+    if (name == "schema") {
+      schema_ = std::string(*value);
+      schema_known_ = true;
+    } else {
+      NoteChanged(name, *value);
+      SetParameter(name, *value);
+    }
     sink_.OnParameterStatus(name, *value);
   }
 }

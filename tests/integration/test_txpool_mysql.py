@@ -1,0 +1,207 @@
+# Runs under /usr/bin/python3 (Debian's pytest and python3-pymysql).
+"""Transaction pooling on the mysql proxy: 200 PyMySQL clients over 5 backend
+connections run seeded random interleavings of SET SESSION, SET inside
+committed and rolled-back transactions, USE, GET_LOCK / RELEASE_ALL_LOCKS,
+and KILL QUERY from another session; a few clients also hold temporary
+tables and user variables (pins nothing clears yet). After every step each
+client checks that it sees exactly its own state. The run reports server
+switches and pins by reason, and fails on any leak."""
+
+import random
+import re
+import threading
+import time
+
+import pymysql
+import pytest
+
+from mysqlhelpers import (
+    ER_QUERY_INTERRUPTED,
+    connect_target,
+    my_errno,
+    my_scalar,
+    parse_sysbench,
+    processlist_ids,
+    sysbench,
+)
+
+CLIENTS = 200
+BACKENDS = 5
+THREADS = 20
+STEPS_PER_THREAD = 80
+SEED = 20261129
+PINNED_CLIENTS = 2  # hold a temporary table and a user variable for the whole run
+MODES = ["ANSI_QUOTES", "NO_ZERO_DATE", "ONLY_FULL_GROUP_BY", "PIPES_AS_CONCAT", ""]
+
+STATE_SQL = ("SELECT @@SESSION.sql_mode, @@SESSION.wait_timeout, @@SESSION.autocommit, "
+             "DATABASE(), CONNECTION_ID()")
+
+
+class Client:
+    def __init__(self, env, target, index):
+        self.index = index
+        self.env = env
+        self.conn = connect_target(env, target)
+        self.expected = None
+        self.last_backend = None
+        self.switches = 0
+        self.pinned = False
+
+    def baseline(self):
+        mode, timeout, autocommit, db, _ = self.query(STATE_SQL)[0]
+        self.expected = {"sql_mode": mode, "wait_timeout": timeout, "autocommit": autocommit,
+                         "db": db}
+
+    def query(self, sql, args=None):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+    def check(self, where):
+        mode, timeout, autocommit, db, backend = self.query(STATE_SQL)[0]
+        seen = {"sql_mode": mode, "wait_timeout": timeout, "autocommit": autocommit, "db": db}
+        assert seen == self.expected, f"client {self.index} after {where}: {seen} != {self.expected}"
+        if self.last_backend is not None and backend != self.last_backend:
+            self.switches += 1
+        self.last_backend = backend
+        if self.pinned:
+            assert self.query("SELECT @wp_mine")[0][0] == self.index
+            assert self.query(f"SELECT COUNT(*) FROM wp_tmp_{self.index}")[0][0] == 1
+
+
+def _step(client, rng, killer):
+    op = rng.choice(["mode", "mode", "timeout", "commit", "rollback", "use", "lock", "kill",
+                     "show", "show"])
+    if op == "mode":
+        mode = rng.choice(MODES)
+        client.query("SET SESSION sql_mode = %s", (mode,))
+        client.expected["sql_mode"] = mode
+    elif op == "timeout":
+        t = rng.randint(100, 10000)
+        client.query(f"SET @@SESSION.wait_timeout = {t}")
+        client.expected["wait_timeout"] = t
+    elif op == "commit":
+        t = rng.randint(100, 10000)
+        client.query("BEGIN")
+        client.query(f"SET SESSION wait_timeout = {t}")
+        client.query("SELECT 1")
+        client.query("COMMIT")
+        client.expected["wait_timeout"] = t
+    elif op == "rollback":
+        # MySQL's SET is not transactional: it stands after ROLLBACK, unlike PostgreSQL's.
+        client.query("BEGIN")
+        client.query("SET SESSION sql_mode = 'ANSI_QUOTES'")
+        client.query("ROLLBACK")
+        client.expected["sql_mode"] = "ANSI_QUOTES"
+    elif op == "use":
+        db = rng.choice(["information_schema", client.env["WP_MY_DB"]])
+        client.conn.select_db(db)
+        client.expected["db"] = db
+    elif op == "lock":
+        name = f"wp_lock_{client.index}"
+        assert client.query("SELECT GET_LOCK(%s, 5)", (name,))[0][0] == 1
+        assert client.query("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (name,))[0][0] == 1
+        client.query("SELECT RELEASE_ALL_LOCKS()")
+    elif op == "kill":
+        box = {}
+
+        def sleep():
+            try:
+                box["rows"] = client.query("SELECT SLEEP(1.5)")
+            except pymysql.err.MySQLError as e:
+                box["error"] = e
+
+        t = threading.Thread(target=sleep)
+        t.start()
+        time.sleep(0.3)
+        with killer.cursor() as cur:
+            cur.execute(f"KILL QUERY {client.conn.thread_id()}")
+        t.join()
+        if "error" in box:
+            assert my_errno(box["error"]) == ER_QUERY_INTERRUPTED, repr(box["error"])
+        else:
+            # Still waiting for a server when the KILL came: nothing of its ran yet.
+            assert box["rows"][0][0] in (0, 1), box
+            op = "kill_noop"
+    client.check(op)
+    return op
+
+
+def test_200_clients_over_5_backends_each_see_only_their_own_state(my_env, my_proxy, my_admin):
+    env = my_env
+    target = my_proxy(pool_mode="transaction", max_backend_connections=BACKENDS,
+                      connection_borrow_timeout="30s")
+    clients = [Client(env, target, i) for i in range(CLIENTS)]
+    for c in clients[:PINNED_CLIENTS]:
+        c.query(f"CREATE TEMPORARY TABLE wp_tmp_{c.index} (x INT)")
+        c.query(f"INSERT INTO wp_tmp_{c.index} VALUES (1)")
+        c.query(f"SET @wp_mine = {c.index}")
+        c.pinned = True
+    for c in clients:
+        c.baseline()
+        c.check("login")
+
+    failures = []
+    ops = {}
+    lock = threading.Lock()
+
+    def worker(t):
+        rng = random.Random(SEED + t)
+        mine = clients[t::THREADS]
+        killer = connect_target(env, target)
+        try:
+            for _ in range(STEPS_PER_THREAD):
+                op = _step(rng.choice(mine), rng, killer)
+                with lock:
+                    ops[op] = ops.get(op, 0) + 1
+        except BaseException as e:  # noqa: BLE001 - reported below
+            failures.append(f"thread {t}: {e!r}")
+        finally:
+            killer.close()
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=540)
+    assert not any(t.is_alive() for t in threads), "workers did not finish"
+    assert not failures, "\n".join(failures[:10])
+
+    switches = sum(c.switches for c in clients)
+    log = target.wp.log_text()
+    pins = {}
+    for m in re.finditer(r"pinned to its server \(([a-z_,]+)\)", log):
+        for reason in m.group(1).split(","):
+            pins[reason] = pins.get(reason, 0) + 1
+    print(f"\nsteps by kind: {ops}\nserver switches: {switches}\nclients pinned, by reason: {pins}")
+    assert switches >= 10 * BACKENDS, f"only {switches} server switches: nothing was multiplexed"
+    assert pins.get("advisory_lock", 0) > 0, pins
+    assert pins.get("temp_table", 0) == PINNED_CLIENTS, pins
+    assert pins.get("user_variable", 0) == PINNED_CLIENTS, pins
+    assert ops.get("kill", 0) > 0, f"no KILL QUERY took effect: {ops}"
+    # Never more than BACKENDS connections, none left inside a transaction, no lock left held.
+    assert len(processlist_ids(my_admin, env["WP_MY_NATIVE_USER"])) <= BACKENDS
+    assert my_scalar(my_admin, "SELECT COUNT(*) FROM information_schema.innodb_trx") == 0
+    for c in clients:
+        assert my_scalar(my_admin, "SELECT IS_USED_LOCK(%s)", (f"wp_lock_{c.index}",)) is None
+        c.conn.close()
+
+
+def test_sysbench_transaction_mode(my_env, my_proxy):
+    """oltp_read_write, 16 threads over 4 backends; --db-ps-mode=disable, since server-side
+    prepared statements still pin (COM_STMT_PREPARE re-prepare is not built yet)."""
+    env = my_env
+    target = my_proxy(pool_mode="transaction", max_backend_connections=4,
+                      connection_borrow_timeout="30s")
+    user, password = env["WP_MY_NATIVE_USER"], env["WP_MY_NATIVE_PASSWORD"]
+    kw = {"tables": 1, "table_size": 2000}
+    sysbench(env, target.host, target.port, user, password, "cleanup", timeout=60, **kw)
+    r = sysbench(env, target.host, target.port, user, password, "prepare", **kw)
+    assert r.returncode == 0, r.stderr
+    try:
+        run = parse_sysbench(sysbench(env, target.host, target.port, user, password, "run",
+                                      "--threads=16", "--time=8", "--db-ps-mode=disable", **kw))
+        run.assert_clean()
+        print(f"\ntransactions: {run.transactions}, errors: {run.errors}")
+    finally:
+        sysbench(env, target.host, target.port, user, password, "cleanup", timeout=60, **kw)
