@@ -181,12 +181,12 @@ void ServerConn::OnInternalDone(const codec::WireError* error) {
 void ServerConn::Detach() {
   ClientSession* client = client_;
   client_ = nullptr;
-  if (state_ != State::kActive && state_ != State::kApplying) {
+  if (state_ != State::kActive && state_ != State::kApplying && state_ != State::kReadingBack) {
     return;
   }
-  // A transaction left open is fine: the reset ends it. A request in flight is not: its answer
-  // would reach the next client.
-  if (state_ == State::kApplying || client == nullptr || outstanding_ != 0 ||
+  // A transaction left open is fine: the reset ends it. A request in flight is not, ours or the
+  // client's: its answer would reach the next client.
+  if (state_ != State::kActive || client == nullptr || outstanding_ != 0 ||
       client->mid_request()) {
     Close("client left in the middle of a request");
     return;
