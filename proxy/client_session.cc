@@ -229,6 +229,22 @@ void ClientSession::OnRequestEffects(const codec::RequestEffects& effects) {
   next_effects_.Merge(effects);
 }
 
+void ClientSession::SendToServer(std::string_view bytes) {
+  if (server_ != nullptr && state_ == State::kActive) {
+    server_->Write(bytes);
+  }
+}
+
+bool ClientSession::ServerHasStatement(std::string_view key) {
+  return server_ != nullptr && server_->codec().HasStatement(key);
+}
+
+void ClientSession::OnStatementMessage(const codec::StatementNote& note) {
+  if (server_ != nullptr) {
+    server_->NoteStatementMessage(note);
+  }
+}
+
 void ClientSession::OnRequestEnd(uint32_t tag) {
   if (transaction_mode()) {
     sent_.push_back(SentRequest{std::move(next_effects_)});

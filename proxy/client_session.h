@@ -91,6 +91,9 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void OnAuthFailed(std::string_view reason) override;
   void OnRequestEnd(uint32_t tag) override;
   void OnRequestEffects(const codec::RequestEffects& effects) override;
+  void SendToServer(std::string_view bytes) override;
+  bool ServerHasStatement(std::string_view key) override;
+  void OnStatementMessage(const codec::StatementNote& note) override;
   void OnKill(std::string_view target_key, bool whole_connection) override;
   void OnTerminate() override;
   void OnProtocolError(const absl::Status& status) override;

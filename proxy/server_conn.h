@@ -51,8 +51,12 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   bool ReadBack(const std::vector<std::string>& names);
   void Close(std::string_view reason);
 
-  // Bytes from the attached client.
+  // Bytes from the attached client, as it sent them or as its codec rewrote them.
   void Forward(core::Slice bytes) { stream_.Write(std::move(bytes)); }
+  void Write(std::string_view bytes) { stream_.Write(bytes); }
+  void NoteStatementMessage(const codec::StatementNote& note) {
+    codec_->NoteStatementMessage(note);
+  }
   void Flush() { stream_.Flush(); }
   bool over_high_water() const { return stream_.over_high_water(); }
   void ResumeReading();

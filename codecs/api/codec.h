@@ -85,6 +85,22 @@ struct StartupInfo {
   ParamList login_options;
 };
 
+// Transaction pooling: a message that prepares or closes a protocol-level prepared statement (or
+// ends a request), sent to the server by the client codec, and what the server codec must do with
+// its answer. The client codec keeps a client's statements under names of its own (a key derived
+// from the statement's text), so that they can be prepared again on any server; the server codec
+// keeps which keys its server has.
+struct StatementNote {
+  enum Kind : uint8_t {
+    kPrepare,  // a Parse: answered by ParseComplete unless an earlier error skips it
+    kClose,    // a Close: answered by CloseComplete unless an earlier error skips it
+    kSync,     // a message that ends a request (its answer ends with ReadyForQuery)
+  };
+  Kind kind = kSync;
+  bool forward = true;  // the client sent (or stands for) this message and expects its answer
+  std::string key;      // the statement's key, empty for the client's own unnamed ones
+};
+
 // A user's secret as the proxy holds it. The SCRAM keys are derived once when the config is
 // loaded, so no login ever repeats PBKDF2.
 struct UserSecret {
@@ -121,6 +137,13 @@ class ClientCodecSink {
   virtual void OnKill(std::string_view target_key, bool whole_connection) {}
   // The client said goodbye.
   virtual void OnTerminate() = 0;
+  // Bytes the codec wrote for the server in place of, or before, the client's own (a rewritten or
+  // an injected message); they go out in order with the forwarded bytes.
+  virtual void SendToServer(std::string_view bytes) {}
+  // Transaction pooling: whether the client's current server has the statement `key` prepared.
+  virtual bool ServerHasStatement(std::string_view key) { return false; }
+  // Transaction pooling: the message about to reach the server (given before it is sent).
+  virtual void OnStatementMessage(const StatementNote& note) {}
   // The client broke the protocol; the codec has already queued its error.
   virtual void OnProtocolError(const absl::Status& status) = 0;
 };
@@ -238,6 +261,9 @@ class ServerCodec {
   // status flags), opaque to the proxy and handed to ClientCodec::FollowServer. Empty when the
   // protocol needs nothing of the kind.
   virtual std::string ResponseState() const { return {}; }
+  // Transaction pooling: the statements this server has (see StatementNote).
+  virtual bool HasStatement(std::string_view key) const { return false; }
+  virtual void NoteStatementMessage(const StatementNote& note) {}
 };
 
 struct CancelPlan {

@@ -363,6 +363,11 @@ Step ClientCodec::OnRunning(ByteView in) {
     }
     Classify(type, in.first(std::min(total, in.size())), total <= kMaxClassifiedMessage);
   }
+  if (options_.classify) {
+    if (auto step = OnStatementMessage(type, in, total)) {
+      return *step;
+    }
+  }
   switch (type) {
     case 'X':
       state_ = State::kDone;
@@ -415,14 +420,6 @@ void ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
     return;  // malformed: the server will say so
   }
   effects = ClassifySql(*text);
-  if (name && !name->empty()) {
-    // A named statement lives on this server only; re-preparing it on others is not built yet.
-    RequestEffects named;
-    named.pins = PinBit(PinReason::kUnclassified);
-    named.statement = Cat("Parse of the named prepared statement \"", *name,
-                          "\" (protocol-level prepared statements pin until re-prepare lands)");
-    effects.Merge(std::move(named));
-  }
   if (!effects.empty()) {
     sink_.OnRequestEffects(effects);
   }

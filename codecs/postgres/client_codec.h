@@ -8,6 +8,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
+
+#include <optional>
+
 #include "codecs/api/codec.h"
 #include "codecs/postgres/scram.h"
 
@@ -48,6 +52,22 @@ class ClientCodec final : public codec::ClientCodec {
   Step Violation(std::string_view message);
   Step FailAuth(std::string_view reason);
   void AuthSucceeded();
+
+  // Transaction pooling (client_statements.cc): the client's named prepared statements live on
+  // servers under names derived from their text, prepared again wherever the client goes.
+  // Each handler returns nullopt when the message passes unchanged.
+  std::optional<Step> OnStatementMessage(uint8_t type, ByteView in, size_t total);
+  Step OnParse(ByteView message);
+  Step OnBind(ByteView in, size_t total);
+  Step OnDescribeOrClose(uint8_t type, ByteView message);
+  // Makes sure the current server has statement `key` (injecting its Parse if not).
+  void EnsurePrepared(const std::string& key);
+
+  struct Statement {
+    std::string key;   // what the server knows it by: "wp_" + key
+    std::string body;  // the Parse after its name: query, NUL, parameter types
+  };
+  absl::flat_hash_map<std::string, Statement> statements_;
 
   // Reports what a Query's or Parse's SQL does to the session (options_.classify).
   void Classify(uint8_t type, ByteView message, bool whole);

@@ -244,6 +244,21 @@ Step ServerCodec::OnRunning(ByteView in) {
     request_failed_ = true;
     sink_.OnRequestFailed();
   }
+  if ((type == '1' || type == '3') && internal_pending_ == 0 && !notes_.empty() && len == 4) {
+    bool forward =
+        OnStatementAnswer(type == '1' ? StatementNote::kPrepare : StatementNote::kClose);
+    return {forward ? Verdict::kForward : Verdict::kConsume, total};
+  }
+  if (type == 'C' && internal_pending_ == 0 && !prepared_.empty() && total <= 64) {
+    if (in.size() < total) {
+      return {Verdict::kNeedMore, total};
+    }
+    std::string_view tag(reinterpret_cast<const char*>(in.data()) + kHeaderLen,
+                         total - kHeaderLen);
+    if (tag.starts_with("DISCARD ALL") || tag.starts_with("DEALLOCATE ALL")) {
+      prepared_.clear();  // a client emptied the server's statements
+    }
+  }
   bool inspect = type == 'Z' || type == 'S' || (type == 'E' && internal_pending_ > 0) ||
                  (type == 'D' && !read_back_.empty());
   if (inspect && total <= kMaxInspectedMessage) {
@@ -291,6 +306,14 @@ Step ServerCodec::OnRunning(ByteView in) {
         }
         return {Verdict::kConsume, total};
       }
+      // The request is over: notes of messages an error made the server skip go with it.
+      while (!notes_.empty()) {
+        bool sync = notes_.front().kind == StatementNote::kSync;
+        notes_.pop_front();
+        if (sync) {
+          break;
+        }
+      }
       sink_.OnReadyForQuery(tx);
       return {Verdict::kForward, total};
     }
@@ -315,7 +338,40 @@ void ServerCodec::SendInternal(std::string_view sql) {
   sink_.SendToServer(QueryMessage(sql));
 }
 
+bool ServerCodec::HasStatement(std::string_view key) const {
+  // A Parse or Close on its way counts as done: a Bind pipelined behind a Parse must not prepare
+  // the statement a second time. (If an error makes the server skip that Parse, the client hears
+  // of it and prepares again.)
+  for (auto it = notes_.rbegin(); it != notes_.rend(); ++it) {
+    if (it->kind != StatementNote::kSync && it->key == key) {
+      return it->kind == StatementNote::kPrepare;
+    }
+  }
+  return prepared_.contains(Av(key));
+}
+
+bool ServerCodec::OnStatementAnswer(StatementNote::Kind kind) {
+  for (auto it = notes_.begin(); it != notes_.end() && it->kind != StatementNote::kSync; ++it) {
+    if (it->kind != kind) {
+      continue;
+    }
+    StatementNote note = std::move(*it);
+    notes_.erase(it);
+    if (!note.key.empty()) {
+      if (kind == StatementNote::kPrepare) {
+        prepared_.insert(note.key);
+      } else {
+        prepared_.erase(note.key);
+      }
+    }
+    return note.forward;
+  }
+  return true;  // not one of the notes (a session-pooled client's): the client's own answer
+}
+
 void ServerCodec::SendReset() {
+  prepared_.clear();
+  notes_.clear();
   applied_ = login_.params;
   if (tx_ != TxState::kIdle) {
     // DISCARD ALL cannot run inside a transaction block; a separate message ends it first.

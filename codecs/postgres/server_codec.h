@@ -5,11 +5,15 @@
 // ReadyForQuery gives the transaction state; ParameterStatus keeps the parameter cache current;
 // everything is forwarded unchanged except the answers to requests the codec sent itself.
 
+#include <deque>
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
+
 #include "codecs/api/codec.h"
 #include "codecs/postgres/scram.h"
+#include "core/strings.h"
 
 namespace wirepool::codec::postgres {
 
@@ -30,6 +34,8 @@ class ServerCodec final : public codec::ServerCodec {
   bool ApplyParameters(const ParamList& wanted) override;
   // SELECT current_setting(name, true), ...: each non-NULL value is reported.
   bool SendReadBack(const std::vector<std::string>& names) override;
+  bool HasStatement(std::string_view key) const override;
+  void NoteStatementMessage(const StatementNote& note) override { notes_.push_back(note); }
 
  private:
   enum class State { kIdle, kLogin, kRunning, kDone };
@@ -42,6 +48,9 @@ class ServerCodec final : public codec::ServerCodec {
   void SendInternal(std::string_view sql);
   // The DataRow answering SendReadBack.
   void OnReadBackRow(ByteView body);
+  // ParseComplete / CloseComplete for the oldest note of their kind before the next Sync: whether
+  // the client sees it.
+  bool OnStatementAnswer(StatementNote::Kind kind);
   // Records a value this session now has that a client gave it (so the next client's
   // ApplyParameters resets it if that client does not want it).
   void NoteChanged(std::string_view name, std::string_view value);
@@ -55,6 +64,10 @@ class ServerCodec final : public codec::ServerCodec {
   // (reported or read back) since the last reset, with the value the session has now.
   ParamList applied_;
   std::vector<std::string> read_back_;  // the names of the SendReadBack under way
+  // Transaction pooling (see StatementNote): the Parse / Close / Sync messages whose answers are
+  // still to come, and the statements this server holds.
+  std::deque<StatementNote> notes_;
+  absl::flat_hash_set<std::string> prepared_;
   bool request_failed_ = false;         // OnRequestFailed was given for the current request
   std::string cancel_key_;
   size_t forward_left_ = 0;

@@ -9,8 +9,10 @@ servers and how many pins were set by reason, and fails on any leak (a
 client seeing another's state, a backend left in a transaction, a lock or
 temp table that outlived its client's cleanup)."""
 
+import os
 import random
 import re
+import subprocess
 import threading
 import time
 
@@ -25,6 +27,7 @@ BACKENDS = 5
 THREADS = 20
 STEPS_PER_THREAD = 120
 SEED = 20261129
+JDBC_JAR = "/usr/share/java/postgresql.jar"  # Debian libpostgresql-jdbc-java
 # The few clients that also hold pins the classifier cannot clear yet (SQL-level PREPARE).
 PREPARING_CLIENTS = 2
 
@@ -242,13 +245,29 @@ def test_waiting_clients_are_capped(env, wirepool, config, role):
     holder.close()
 
 
-@pytest.mark.parametrize("mode", ["simple", "extended"])
+@pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])
 def test_pgbench_transaction_mode_64_clients_10_backends(env, wirepool, config, role, mode):
+    # One pgbench thread per client: pgbench 15 prepares with a blocking PQprepare, so a thread
+    # whose one client waits for a server while another of its clients holds one inside a
+    # transaction would wait for itself, through any transaction pooler.
     wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=10,
                          connection_borrow_timeout="30s"))
     port = wp.port("pg")
     r = pgbench(env, port, role.name, role.password, "-i", "-s", "2", "-q")
     assert r.returncode == 0, r.stderr
-    r = pgbench(env, port, role.name, role.password, "-M", mode, "-c", "64", "-j", "4", "-T",
+    r = pgbench(env, port, role.name, role.password, "-M", mode, "-c", "64", "-j", "64", "-T",
                 "10", "-n", timeout=120)
     parse_pgbench(r).assert_clean()
+
+
+def test_pgjdbc_prepare_threshold_1(env, wirepool, config, role, tmp_path):
+    """pgJDBC (Debian libpostgresql-jdbc-java) with prepareThreshold=1: every statement is a
+    named protocol-level prepared statement from its first run, re-prepared on whichever server
+    the client gets; 12 clients over 3 backends, each checking its answers and its own work_mem."""
+    wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=3,
+                         connection_borrow_timeout="30s"))
+    source = os.path.join(os.path.dirname(__file__), "..", "java", "PgJdbcCheck.java")
+    url = f"jdbc:postgresql://127.0.0.1:{wp.port('pg')}/{env['WP_PG_DB']}"
+    r = subprocess.run(["java", "-cp", JDBC_JAR, source, url, role.name, role.password, "12", "40"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and r.stdout.startswith("ok executions=1440"), (r.stdout, r.stderr)
