@@ -206,9 +206,16 @@ namespace {
 // A value as MySQL's SET takes it: numbers bare (a numeric variable refuses a string), anything
 // else a string literal, or a hex literal when it holds bytes a literal would need escapes for.
 std::string SqlValue(std::string_view v) {
-  bool numeric = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == '-' || c == '.';
-  });
+  // -?digits(.digits)?: anything else (a date, an address) is a string.
+  std::string_view n = v.starts_with('-') ? v.substr(1) : v;
+  size_t dot = n.find('.');
+  auto digits = [](std::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  bool numeric = dot == std::string_view::npos
+                     ? digits(n)
+                     : digits(n.substr(0, dot)) && digits(n.substr(dot + 1));
   if (numeric) {
     return std::string(v);
   }
@@ -270,7 +277,13 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
       ++it;
       continue;
     }
-    add(it->first, "DEFAULT");
+    // DEFAULT is the server's global value; the character set the connection logged in with is
+    // what the session had (MySQL takes a character set or collation by its number).
+    bool charset = EqualsIgnoreCase(it->first, "character_set_client") ||
+                   EqualsIgnoreCase(it->first, "character_set_connection") ||
+                   EqualsIgnoreCase(it->first, "character_set_results") ||
+                   EqualsIgnoreCase(it->first, "collation_connection");
+    add(it->first, charset ? Cat(charset_) : std::string("DEFAULT"));
     it = changed_.erase(it);
   }
   if (sets.empty() && schema.empty()) {

@@ -464,6 +464,10 @@ void ServerCodec::EndResponse() {
   if (request.internal) {
     read_back_.clear();
     std::unique_ptr<WireError> error = std::move(internal_error_);
+    if (error != nullptr) {
+      // Some request of the group failed: what the session's schema is now is not known.
+      schema_known_ = false;
+    }
     if (error != nullptr && request.command == kComResetConnection &&
         login_.reset_method != kResetConnection) {
       // A server without COM_RESET_CONNECTION (older than MySQL 5.7.3 or MariaDB 10.2.4, or one

@@ -245,16 +245,14 @@ Step ServerCodec::OnRunning(ByteView in) {
     sink_.OnRequestFailed();
   }
   if ((type == '1' || type == '3') && internal_pending_ == 0 && !notes_.empty() && len == 4) {
-    bool forward =
-        OnStatementAnswer(type == '1' ? StatementNote::kPrepare : StatementNote::kClose);
+    bool forward = OnStatementAnswer(type == '1' ? StatementNote::kPrepare : StatementNote::kClose);
     return {forward ? Verdict::kForward : Verdict::kConsume, total};
   }
   if (type == 'C' && internal_pending_ == 0 && !prepared_.empty() && total <= 64) {
     if (in.size() < total) {
       return {Verdict::kNeedMore, total};
     }
-    std::string_view tag(reinterpret_cast<const char*>(in.data()) + kHeaderLen,
-                         total - kHeaderLen);
+    std::string_view tag(reinterpret_cast<const char*>(in.data()) + kHeaderLen, total - kHeaderLen);
     if (tag.starts_with("DISCARD ALL") || tag.starts_with("DEALLOCATE ALL")) {
       prepared_.clear();  // a client emptied the server's statements
     }
@@ -463,6 +461,11 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
   }
   std::string resets;
   for (auto it = applied_.begin(); it != applied_.end();) {
+    if (ReadOnly(it->first)) {
+      // Reported by the server (SET ROLE, a promotion), never set by anyone: nothing to reset.
+      it = applied_.erase(it);
+      continue;
+    }
     bool keep = FindParam(wanted, it->first) != wanted.end();
     auto baseline = FindParam(login_.params, it->first);
     if (keep || (baseline != login_.params.end() && baseline->second == it->second)) {

@@ -1,0 +1,755 @@
+// Transaction pooling in the MySQL codecs: what mysql::ServerCodec does for the proxy
+// (ApplyParameters, SendReadBack, OnRequestFailed) and what mysql::ClientCodec reports when
+// ClientCodecOptions::classify is on (OnRequestEffects).
+//
+// Each script runs whole, byte by byte and in seeded random cuts; every run must give the same
+// events, which the tests then check line by line. The sinks here are this file's own and log
+// one line per event; forwarded and consumed bytes are coalesced between events, as in
+// codec_test_driver.h's EventLog.
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "codec_test_driver.h"
+#include "codecs/api/codec.h"
+#include "codecs/api/session.h"
+#include "codecs/mysql/auth.h"
+#include "codecs/mysql/client_codec.h"
+#include "codecs/mysql/server_codec.h"
+#include "codecs/mysql/wire.h"
+#include "core/strings.h"
+#include "gtest/gtest.h"
+
+namespace wirepool::codec::mysql {
+namespace {
+
+using ::wirepool::codec::testing::AsBytes;
+using ::wirepool::codec::testing::CounterRandom;
+using ::wirepool::codec::testing::Hex;
+using ::wirepool::codec::testing::Join;
+using ::wirepool::codec::testing::kSplitSeed;
+
+constexpr int kRandomCuts = 12;
+constexpr uint32_t kMariaDbCaps = 0x81fff7fe;  // as MariaDB 10.11 announces them
+constexpr char kPassword[] = "s3cret-pw";
+constexpr char kScramble[] = "abcdefghijklmnopqrst";
+
+// ---------------------------------------------------------------------------------------------
+// Packets
+
+std::string Pkt(uint8_t seq, std::string_view payload) { return FramePacket(payload, seq); }
+
+std::string Packets(uint8_t first_seq, const std::vector<std::string>& payloads) {
+  std::string out;
+  for (const std::string& p : payloads) {
+    out += Pkt(first_seq++, p);
+  }
+  return out;
+}
+
+std::string Handshake() {
+  std::string_view scramble = kScramble;
+  Writer w;
+  w.U8(10).NulString("5.5.5-10.11.6-MariaDB").U32(4711).Bytes(scramble.substr(0, 8)).U8(0);
+  w.U16(static_cast<uint16_t>(kMariaDbCaps & 0xffff)).U8(45).U16(kStatusAutocommit);
+  w.U16(static_cast<uint16_t>(kMariaDbCaps >> 16));
+  w.U8(21).Bytes(std::string(6, '\0')).U32(0x1d).Bytes(scramble.substr(8)).U8(0);
+  w.NulString("mysql_native_password");
+  return Pkt(0, w.payload());
+}
+
+std::string Ok(uint16_t status = kStatusAutocommit, std::string session_state = "") {
+  OkPacket ok;
+  ok.status =
+      static_cast<uint16_t>(status | (session_state.empty() ? 0 : kStatusSessionStateChanged));
+  ok.session_state = std::move(session_state);
+  return OkPayload(ok, kProtocol41 | kSessionTrack);
+}
+
+// An OK in place of an EOF (CLIENT_DEPRECATE_EOF).
+std::string OkFe() {
+  std::string p = Ok();
+  p[0] = static_cast<char>(0xfe);
+  return p;
+}
+
+std::string Eof() { return Writer().U8(0xfe).U16(0).U16(kStatusAutocommit).payload(); }
+
+std::string Err(uint16_t code, std::string_view message) {
+  return ErrPayload(code, "42000", message);
+}
+
+std::string SchemaTrack(std::string_view schema) {
+  Writer data;
+  data.LenencString(schema);
+  return Writer().U8(1).LenencString(data.payload()).payload();
+}
+
+std::string ColumnCount(uint64_t n) { return Writer().LenencInt(n).payload(); }
+
+std::string ColumnDef(std::string_view name) {
+  Writer w;
+  w.LenencString("def").LenencString("").LenencString("").LenencString("");
+  w.LenencString(name).LenencString("").LenencInt(0x0c).U16(45).U32(80).U8(0xfd).U16(0).U8(0);
+  w.U16(0);
+  return w.payload();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feeding and logging
+
+enum class Cut { kWhole, kBytewise, kRandom };
+
+// Feeds bytes to `step` cut as asked, coalescing what was forwarded and consumed into log lines
+// between the other events. Stops at kStop.
+class Feeder {
+ public:
+  Feeder(Cut cut, uint32_t seed) : cut_(cut), rng_(seed) {}
+
+  void Feed(std::string_view bytes, const std::function<Step(ByteView)>& step) {
+    while (!bytes.empty() && !stopped_) {
+      size_t n = bytes.size();
+      if (cut_ == Cut::kBytewise) {
+        n = 1;
+      } else if (cut_ == Cut::kRandom) {
+        n = std::min<size_t>(bytes.size(), rng_() % 2 == 0 ? 1 + rng_() % 7 : 1 + rng_() % 64);
+      }
+      buf_.append(bytes.substr(0, n));
+      bytes.remove_prefix(n);
+      Pump(step);
+    }
+  }
+  void Add(std::string event) {
+    Flush();
+    events_.push_back(std::move(event));
+  }
+  std::vector<std::string> Take() {
+    Add(Cat("end buffered=", buf_.size()));
+    return std::move(events_);
+  }
+  const std::string& forwarded() const { return all_forwarded_; }
+
+ private:
+  void Pump(const std::function<Step(ByteView)>& step) {
+    while (!buf_.empty() && !stopped_) {
+      Step s = step(AsBytes(buf_));
+      if (s.verdict == Verdict::kNeedMore) {
+        EXPECT_GT(s.bytes, buf_.size()) << "kNeedMore must ask for more than is there";
+        return;
+      }
+      if (s.verdict == Verdict::kStop || s.verdict == Verdict::kPause) {
+        Add(s.verdict == Verdict::kStop ? "stop" : "pause");
+        stopped_ = true;
+        return;
+      }
+      if (s.bytes == 0 || s.bytes > buf_.size()) {
+        ADD_FAILURE() << "a Step took " << s.bytes << " of " << buf_.size() << " bytes";
+        stopped_ = true;
+        return;
+      }
+      if (s.verdict == Verdict::kForward) {
+        if (consumed_ > 0) {
+          Flush();
+        }
+        forward_.append(buf_, 0, s.bytes);
+      } else {
+        if (!forward_.empty()) {
+          Flush();
+        }
+        consumed_ += s.bytes;
+      }
+      buf_.erase(0, s.bytes);
+    }
+  }
+  void Flush() {
+    if (!forward_.empty()) {
+      all_forwarded_ += forward_;
+      events_.push_back(Cat("forward ", Hex(forward_)));
+      forward_.clear();
+    }
+    if (consumed_ > 0) {
+      events_.push_back(Cat("consume ", consumed_));
+      consumed_ = 0;
+    }
+  }
+
+  Cut cut_;
+  std::mt19937 rng_;
+  std::string buf_;
+  std::string forward_;
+  std::string all_forwarded_;
+  size_t consumed_ = 0;
+  bool stopped_ = false;
+  std::vector<std::string> events_;
+};
+
+ServerLogin Login(bool deprecate_eof = true) {
+  ServerLogin login;
+  login.user = "wp_user";
+  login.password = kPassword;
+  login.database = "wp_db";
+  login.random = [](uint8_t* out, size_t len) { std::fill(out, out + len, 0x42); };
+  if (!deprecate_eof) {
+    login.options = {
+        {"client_flags", Cat(ServerCodec::kDefaultClientFlags & ~uint32_t{kDeprecateEof})}};
+  }
+  return login;
+}
+
+class ServerRun final : public ServerCodecSink {
+ public:
+  ServerRun(const ServerLogin& login, Cut cut, uint32_t seed)
+      : codec_(login, *this), feeder_(cut, seed) {
+    codec_.Start();
+    Feed(Handshake() + Pkt(2, Ok()));
+    EXPECT_TRUE(logged_in_) << Join(feeder_.Take());
+    feeder_ = Feeder(cut, seed);  // the tests read what follows the login
+  }
+
+  ServerCodec& codec() { return codec_; }
+  void Feed(std::string_view bytes) {
+    feeder_.Feed(bytes, [this](ByteView in) { return codec_.OnBytes(in); });
+  }
+  void Log(std::string event) { feeder_.Add(std::move(event)); }
+  std::vector<std::string> Take() { return feeder_.Take(); }
+
+  // A COM_QUERY / COM_INIT_DB packet is logged as text (which also checks its framing).
+  void SendToServer(std::string_view bytes) override {
+    if (bytes.size() > 5 && bytes[3] == 0 &&
+        bytes.size() - 4 == ReadHeader(AsBytes(bytes))->length &&
+        (bytes[4] == kComQuery || bytes[4] == kComInitDb)) {
+      Log(Cat(bytes[4] == kComQuery ? "COM_QUERY " : "COM_INIT_DB ", bytes.substr(5)));
+      return;
+    }
+    Log(Cat("send ", Hex(bytes)));
+  }
+  void OnLoginComplete() override { logged_in_ = true; }
+  void OnLoginFailed(const WireError& e) override { Log(Cat("login-failed ", e.message)); }
+  void OnReadyForQuery(TxState state) override {
+    Log(state == TxState::kIdle ? "ready idle" : "ready trans");
+  }
+  void OnRequestFailed() override { Log("request-failed"); }
+  void OnParameterStatus(std::string_view name, std::string_view value) override {
+    Log(Cat("param ", name, "=", value));
+  }
+  void OnInternalDone(const WireError* e) override {
+    Log(e == nullptr ? std::string("internal-done ok")
+                     : Cat("internal-done ", e->code, " ", e->message));
+  }
+  void OnProtocolError(const absl::Status& status) override {
+    Log(Cat("protocol-error ", Sv(status.message())));
+  }
+
+ private:
+  ServerCodec codec_;
+  Feeder feeder_;
+  bool logged_in_ = false;
+};
+
+// A script: server bytes to feed, or a call from the proxy. A call is logged by its label before
+// it runs (so what it sends follows) and by its result after.
+struct Action {
+  std::string bytes;
+  std::string label;
+  std::function<std::string(ServerCodec&)> call;
+};
+using Script = std::vector<Action>;
+
+Action Feed(std::string bytes) { return {std::move(bytes), "", nullptr}; }
+
+Action Apply(ParamList wanted) {
+  std::string label;
+  for (const auto& [name, value] : wanted) {
+    label += Cat(label.empty() ? "" : ", ", name, "=", value);
+  }
+  return {"", Cat("apply {", label, "}"), [wanted = std::move(wanted)](ServerCodec& c) {
+            return Cat("-> ", c.ApplyParameters(wanted) ? "true" : "false");
+          }};
+}
+
+Action ReadBack(std::vector<std::string> names) {
+  std::string list;
+  for (const std::string& n : names) {
+    list += Cat(list.empty() ? "" : ", ", n);
+  }
+  return {"", Cat("read-back {", list, "}"), [names = std::move(names)](ServerCodec& c) {
+            return Cat("-> ", c.SendReadBack(names) ? "true" : "false");
+          }};
+}
+
+Action Internal(std::string sql) {
+  return {"", "internal query", [sql = std::move(sql)](ServerCodec& c) {
+            c.SendInternalQuery(sql);
+            return std::string();
+          }};
+}
+
+Action Expect(uint8_t command) {
+  return {"", Cat("expect ", static_cast<int>(command)), [command](ServerCodec& c) {
+            c.ExpectResponse(command);
+            return std::string();
+          }};
+}
+
+std::vector<std::string> Execute(const ServerLogin& login, const Script& script, Cut cut,
+                                 uint32_t seed) {
+  ServerRun run(login, cut, seed);
+  for (const Action& a : script) {
+    if (a.call) {
+      run.Log(a.label);
+      if (std::string result = a.call(run.codec()); !result.empty()) {
+        run.Log(std::move(result));
+      }
+    } else {
+      run.Feed(a.bytes);
+    }
+  }
+  return run.Take();
+}
+
+// Runs `script` after a login, whole, byte by byte and in seeded random cuts; all must agree.
+std::vector<std::string> RunAllWays(const Script& script, const ServerLogin& login = Login()) {
+  std::vector<std::string> whole = Execute(login, script, Cut::kWhole, 0);
+  EXPECT_EQ(Join(Execute(login, script, Cut::kBytewise, 0)), Join(whole)) << "byte by byte";
+  for (int i = 0; i < kRandomCuts; ++i) {
+    EXPECT_EQ(Join(Execute(login, script, Cut::kRandom, kSplitSeed + i)), Join(whole))
+        << "random cut " << i;
+  }
+  return whole;
+}
+
+std::string Consume(std::string_view bytes) { return Cat("consume ", bytes.size()); }
+
+// ---------------------------------------------------------------------------------------------
+// ServerCodec::ApplyParameters
+
+TEST(MysqlTxpoolTest, ApplySendsOneSetAndInitDbAsOneInternalRequest) {
+  std::string set_ok = Pkt(1, Ok());
+  std::string init_ok = Pkt(1, Ok(kStatusAutocommit, SchemaTrack("other")));
+  auto events = RunAllWays({
+      // The login's database: nothing to do.
+      Apply({{"schema", "wp_db"}}),
+      Apply({{"sql_mode", "ANSI_QUOTES"}, {"wait_timeout", "100"}, {"schema", "other"}}),
+      Feed(set_ok),
+      Feed(init_ok),
+      // The variables an earlier client set and this one does not want go back to DEFAULT.
+      Apply({{"schema", "other"}}),
+      Feed(set_ok),
+      Apply({{"schema", "other"}}),
+  });
+  EXPECT_EQ(Join(events),
+            Join({
+                "apply {schema=wp_db}",
+                "-> false",
+                "apply {sql_mode=ANSI_QUOTES, wait_timeout=100, schema=other}",
+                "COM_QUERY SET @@SESSION.sql_mode = 'ANSI_QUOTES', @@SESSION.wait_timeout = 100",
+                "COM_INIT_DB other",
+                "-> true",
+                Consume(set_ok),
+                "internal-done ok",
+                Consume(init_ok),
+                "apply {schema=other}",
+                "COM_QUERY SET @@SESSION.sql_mode = DEFAULT, @@SESSION.wait_timeout = DEFAULT",
+                "-> true",
+                "internal-done ok",
+                Consume(set_ok),
+                "apply {schema=other}",
+                "-> false",
+                "end buffered=0",
+            }));
+}
+
+TEST(MysqlTxpoolTest, ApplyGroupReportsAnErrorOnceAtItsEnd) {
+  std::string set_err = Pkt(1, Err(1231, "Variable 'sql_mode' can't be set to the value of 'X'"));
+  std::string init_ok = Pkt(1, Ok(kStatusAutocommit, SchemaTrack("other")));
+  std::string init_err = Pkt(1, Err(1049, "Unknown database 'nope'"));
+  std::string set_ok = Pkt(1, Ok());
+  auto events = RunAllWays({
+      Apply({{"sql_mode", "X"}, {"schema", "other"}}),
+      Feed(set_err),
+      Feed(init_ok),
+      Apply({{"schema", "nope"}}),
+      Feed(set_ok + init_err),
+  });
+  EXPECT_EQ(Join(events), Join({
+                              "apply {sql_mode=X, schema=other}",
+                              "COM_QUERY SET @@SESSION.sql_mode = 'X'",
+                              "COM_INIT_DB other",
+                              "-> true",
+                              Consume(set_err),
+                              "internal-done 1231 Variable 'sql_mode' can't be set to the value "
+                              "of 'X'",
+                              Consume(init_ok),
+                              "apply {schema=nope}",
+                              "COM_QUERY SET @@SESSION.sql_mode = DEFAULT",
+                              "COM_INIT_DB nope",
+                              "-> true",
+                              Consume(set_ok),
+                              "internal-done 1049 Unknown database 'nope'",
+                              Consume(init_err),
+                              "end buffered=0",
+                          }));
+}
+
+TEST(MysqlTxpoolTest, ApplyWritesValuesAsMysqlReadsThem) {
+  auto events = RunAllWays({
+      // Numbers bare, plain text quoted, text with a quote or backslash as a hex literal; a name
+      // that is not a plain identifier is never written.
+      Apply({{"wait_timeout", "-1.5"},
+             {"time_zone", "+00:00"},
+             {"init_connect", "it's \\"},
+             {"x = 1; DROP TABLE t; --", "1"}}),
+  });
+  EXPECT_EQ(Join(events),
+            Join({
+                "apply {wait_timeout=-1.5, time_zone=+00:00, init_connect=it's \\, "
+                "x = 1; DROP TABLE t; --=1}",
+                "COM_QUERY SET @@SESSION.wait_timeout = -1.5, @@SESSION.time_zone = '+00:00', "
+                "@@SESSION.init_connect = X'69742773205c'",
+                "-> true",
+                "end buffered=0",
+            }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerCodec::SendReadBack
+
+TEST(MysqlTxpoolTest, ReadBackReportsEachNonNullValue) {
+  std::string head =
+      Packets(1, {ColumnCount(2), ColumnDef("@@SESSION.sql_mode"), ColumnDef("DATABASE()")});
+  std::string row = Pkt(4,
+                        "\x04"
+                        "ANSI\xfb");
+  std::string end = Pkt(5, OkFe());
+  std::string row2 = Pkt(4,
+                         "\x04"
+                         "ANSI\x03"
+                         "db2");
+  std::string set_ok = Pkt(1, Ok());
+  auto events = RunAllWays({
+      ReadBack({}),
+      ReadBack({"sql_mode", "schema"}),
+      Feed(head + row + end),
+      // What was read back is the session's now: wanting it needs nothing, not wanting it resets.
+      Apply({{"sql_mode", "ANSI"}}),
+      Apply({{"schema", "wp_db"}}),
+      Feed(set_ok),
+      ReadBack({"sql_mode", "schema"}),
+      Feed(head + row2 + end),
+      Apply({{"sql_mode", "ANSI"}, {"schema", "db2"}}),
+  });
+  EXPECT_EQ(Join(events), Join({
+                              "read-back {}",
+                              "-> false",
+                              "read-back {sql_mode, schema}",
+                              "COM_QUERY SELECT @@SESSION.sql_mode, DATABASE()",
+                              "-> true",
+                              Consume(head),
+                              "param sql_mode=ANSI",
+                              Consume(row),
+                              "internal-done ok",
+                              Consume(end),
+                              "apply {sql_mode=ANSI}",
+                              "-> false",
+                              "apply {schema=wp_db}",
+                              "COM_QUERY SET @@SESSION.sql_mode = DEFAULT",
+                              "-> true",
+                              "internal-done ok",
+                              Consume(set_ok),
+                              "read-back {sql_mode, schema}",
+                              "COM_QUERY SELECT @@SESSION.sql_mode, DATABASE()",
+                              "-> true",
+                              Consume(head),
+                              "param sql_mode=ANSI",
+                              "param schema=db2",
+                              Consume(row2),
+                              "internal-done ok",
+                              Consume(end),
+                              "apply {sql_mode=ANSI, schema=db2}",
+                              "-> false",
+                              "end buffered=0",
+                          }));
+}
+
+TEST(MysqlTxpoolTest, ReadBackWithEofPackets) {
+  std::string head =
+      Packets(1, {ColumnCount(2), ColumnDef("@@SESSION.sql_mode"), ColumnDef("DATABASE()"), Eof()});
+  std::string row = Pkt(5,
+                        "\x04"
+                        "ANSI\xfb");
+  std::string end = Pkt(6, Eof());
+  auto events = RunAllWays({ReadBack({"sql_mode", "schema", "no such"}), Feed(head + row + end)},
+                           Login(/*deprecate_eof=*/false));
+  EXPECT_EQ(Join(events), Join({
+                              "read-back {sql_mode, schema, no such}",
+                              "COM_QUERY SELECT @@SESSION.sql_mode, DATABASE()",
+                              "-> true",
+                              Consume(head),
+                              "param sql_mode=ANSI",
+                              Consume(row),
+                              "internal-done ok",
+                              Consume(end),
+                              "end buffered=0",
+                          }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerCodec: OnRequestFailed
+
+TEST(MysqlTxpoolTest, RequestFailedForAClientRequestOnly) {
+  std::string err = Pkt(1, Err(1064, "You have an error in your SQL syntax"));
+  std::string rows = Packets(1, {ColumnCount(1), ColumnDef("a"),
+                                 "\x01"
+                                 "1"});
+  std::string interrupted = Pkt(4, Err(1317, "Query execution was interrupted"));
+  std::string ok = Pkt(1, Ok());
+  auto events = RunAllWays({
+      Expect(kComQuery),
+      Feed(err),
+      // An ERR in place of the end of a result set.
+      Expect(kComQuery),
+      Feed(rows + interrupted),
+      Expect(kComQuery),
+      Feed(ok),
+      // The codec's own request: its ERR is the internal result.
+      Internal("SELEC"),
+      Feed(err),
+  });
+  EXPECT_EQ(Join(events), Join({
+                              "expect 3",
+                              "request-failed",
+                              "ready idle",
+                              Cat("forward ", Hex(err)),
+                              "expect 3",
+                              Cat("forward ", Hex(rows)),
+                              "request-failed",
+                              "ready idle",
+                              Cat("forward ", Hex(interrupted)),
+                              "expect 3",
+                              "ready idle",
+                              Cat("forward ", Hex(ok)),
+                              "internal query",
+                              "COM_QUERY SELEC",
+                              "internal-done 1064 You have an error in your SQL syntax",
+                              Consume(err),
+                              "end buffered=0",
+                          }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClientCodec with classify
+
+// A libmariadb-like client without connection attributes.
+constexpr uint32_t kClientCaps = kLongPassword | kLongFlag | kConnectWithDb | kProtocol41 |
+                                 kTransactions | kSecureConnection | kMultiStatements |
+                                 kMultiResults | kPsMultiResults | kPluginAuth |
+                                 kPluginAuthLenencClientData | kSessionTrack | kDeprecateEof;
+
+// The answer to the proxy's handshake, whose scramble CounterRandom makes 0x10 0x11 ... 0x23.
+std::string ClientLogin() {
+  std::string scramble;
+  for (char c = 0x10; c < 0x24; ++c) {
+    scramble.push_back(c);
+  }
+  Writer w;
+  w.U32(kClientCaps).U32(16 << 20).U8(45).Bytes(std::string(23, '\0')).NulString("alice");
+  w.LenencString(NativePasswordResponse("alice-pw", scramble)).NulString("");
+  w.NulString(kNativePassword);
+  return Pkt(1, w.payload());
+}
+
+std::string Command(uint8_t command, std::string_view rest = {}) {
+  return Pkt(0, Cat(static_cast<char>(command), rest));
+}
+std::string Query(std::string_view sql) { return Command(kComQuery, sql); }
+
+std::string PinNames(PinSet pins) {
+  if (pins == ~PinSet{0}) {
+    return "all";
+  }
+  std::string out;
+  for (size_t i = 0; i < kPinReasonCount; ++i) {
+    if (pins & PinBit(static_cast<PinReason>(i))) {
+      out += Cat(out.empty() ? "" : ",", PinReasonName(static_cast<PinReason>(i)));
+    }
+  }
+  return out;
+}
+
+// "effects pins=... unpins=... read_back=a,b reset=1", naming only what is set.
+std::string DescribeEffects(const RequestEffects& e) {
+  std::string out = "effects";
+  if (e.pins != 0) {
+    out += Cat(" pins=", PinNames(e.pins));
+  }
+  if (e.unpins != 0) {
+    out += Cat(" unpins=", PinNames(e.unpins));
+  }
+  if (!e.read_back.empty()) {
+    std::string names;
+    for (const std::string& n : e.read_back) {
+      names += Cat(names.empty() ? "" : ",", n);
+    }
+    out += Cat(" read_back=", names);
+  }
+  if (e.reset_params) {
+    out += " reset=1";
+  }
+  return out;
+}
+
+class ClientRun final : public ClientCodecSink {
+ public:
+  ClientRun(bool classify, Cut cut, uint32_t seed) : feeder_(cut, seed) {
+    ClientCodecOptions options;
+    options.auth_method = std::string(kNativePassword);
+    options.random = CounterRandom("");
+    options.connection_id = 7;
+    options.classify = classify;
+    codec_ = std::make_unique<ClientCodec>(options, *this);
+    codec_->Start();
+    Feeder whole(Cut::kWhole, 0);
+    whole.Feed(ClientLogin(), [this](ByteView in) { return codec_->OnBytes(in); });
+    EXPECT_TRUE(authenticated_);
+    codec_->CompleteLogin({{"server_version", "10.11.6-MariaDB"}});
+  }
+
+  ClientCodec& codec() { return *codec_; }
+  void Feed(std::string_view bytes) {
+    feeder_.Feed(bytes, [this](ByteView in) { return codec_->OnBytes(in); });
+  }
+  std::vector<std::string> Take() { return feeder_.Take(); }
+  const std::string& forwarded() const { return feeder_.forwarded(); }
+
+  void SendToClient(std::string_view) override {}
+  void OnStartup(const StartupInfo& info) override {
+    secret_ = UserSecret{info.user, "alice-pw", {}};
+    codec_->BeginAuth(&secret_);
+  }
+  void OnCancelRequest(std::string_view) override { feeder_.Add("cancel"); }
+  void OnAuthenticated() override { authenticated_ = true; }
+  void OnAuthFailed(std::string_view reason) override { ADD_FAILURE() << reason; }
+  void OnRequestEnd(uint32_t tag) override { feeder_.Add(Cat("request-end ", tag)); }
+  void OnRequestEffects(const RequestEffects& effects) override {
+    feeder_.Add(DescribeEffects(effects));
+  }
+  void OnKill(std::string_view key, bool) override { feeder_.Add(Cat("kill ", key)); }
+  void OnTerminate() override { feeder_.Add("terminate"); }
+  void OnProtocolError(const absl::Status& status) override {
+    feeder_.Add(Cat("protocol-error ", Sv(status.message())));
+  }
+
+ private:
+  std::unique_ptr<ClientCodec> codec_;
+  Feeder feeder_;
+  UserSecret secret_;
+  bool authenticated_ = false;
+};
+
+// Feeds `stream` after a login, whole, byte by byte and in seeded random cuts; all runs must
+// agree and forward the stream unchanged. Returns the events without the forward lines.
+std::vector<std::string> RunClient(std::string_view stream, bool classify = true) {
+  std::vector<std::string> first;
+  for (int i = -2; i < kRandomCuts; ++i) {
+    Cut cut = i == -2 ? Cut::kWhole : i == -1 ? Cut::kBytewise : Cut::kRandom;
+    ClientRun run(classify, cut, kSplitSeed + static_cast<uint32_t>(i + 2));
+    run.Feed(stream);
+    std::vector<std::string> events = run.Take();
+    EXPECT_EQ(Hex(run.forwarded()), Hex(stream)) << "cut " << i;
+    std::erase_if(events, [](const std::string& e) { return e.starts_with("forward "); });
+    if (i == -2) {
+      first = std::move(events);
+    } else {
+      EXPECT_EQ(Join(events), Join(first)) << "cut " << i;
+    }
+  }
+  return first;
+}
+
+TEST(MysqlTxpoolTest, SessionVariablesAndSchemaAreReadBack) {
+  std::string stream = Query("SET SESSION sql_mode='X'") + Query("USE db") +
+                       Command(kComInitDb, "db") + Query("SELECT 1");
+  EXPECT_EQ(Join(RunClient(stream)), Join({
+                                         "effects read_back=sql_mode",
+                                         "request-end 3",
+                                         "effects read_back=schema",
+                                         "request-end 3",
+                                         "effects read_back=schema",
+                                         "request-end 2",
+                                         "request-end 3",
+                                         "end buffered=0",
+                                     }));
+}
+
+TEST(MysqlTxpoolTest, FoundRowsPinHoldsForExactlyOneMoreRequest) {
+  std::string calc = Query("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1");
+  std::string stream = calc + Query("SELECT 1") + Query("SELECT 1") +
+                       // Twice in a row: the second keeps the pin; any command lets it go.
+                       calc + calc + Command(kComPing) + Command(kComPing);
+  EXPECT_EQ(Join(RunClient(stream)), Join({
+                                         "effects pins=found_rows",
+                                         "request-end 3",
+                                         "effects unpins=found_rows",
+                                         "request-end 3",
+                                         "request-end 3",
+                                         "effects pins=found_rows",
+                                         "request-end 3",
+                                         "effects pins=found_rows",
+                                         "request-end 3",
+                                         "effects unpins=found_rows",
+                                         "request-end 14",
+                                         "request-end 14",
+                                         "end buffered=0",
+                                     }));
+}
+
+TEST(MysqlTxpoolTest, PrepareAndResetConnection) {
+  std::string stream = Command(kComStmtPrepare, "SELECT ?") + Command(kComResetConnection) +
+                       Command(kComStmtPrepare, "SET sql_mode = ?");
+  EXPECT_EQ(Join(RunClient(stream)), Join({
+                                         "effects pins=unclassified",
+                                         "request-end 22",
+                                         "effects unpins=all reset=1",
+                                         "request-end 31",
+                                         "effects pins=unclassified read_back=sql_mode",
+                                         "request-end 22",
+                                         "end buffered=0",
+                                     }));
+}
+
+TEST(MysqlTxpoolTest, NothingIsReportedWithoutClassify) {
+  std::string stream = Query("SET SESSION sql_mode='X'") + Query("USE db") +
+                       Command(kComInitDb, "db") + Query("SELECT SQL_CALC_FOUND_ROWS * FROM t") +
+                       Query("SELECT 1") + Command(kComStmtPrepare, "SELECT ?") +
+                       Command(kComResetConnection);
+  EXPECT_EQ(Join(RunClient(stream, /*classify=*/false)),
+            Join({"request-end 3", "request-end 3", "request-end 2", "request-end 3",
+                  "request-end 3", "request-end 22", "request-end 31", "end buffered=0"}));
+}
+
+TEST(MysqlTxpoolTest, QueryIsHeldUntilWholeWhenClassifying) {
+  // Up to 64 KiB a COM_QUERY is read whole anyway (for KILL); past it only classify holds it.
+  std::string query = Query(Cat("SELECT '", std::string(70000, 'x'), "'"));
+  for (bool classify : {true, false}) {
+    SCOPED_TRACE(classify ? "classify" : "no classify");
+    ClientRun run(classify, Cut::kWhole, 0);
+    Step step = run.codec().OnBytes(AsBytes(std::string_view(query).substr(0, 100)));
+    if (classify) {
+      EXPECT_EQ(step.verdict, Verdict::kNeedMore);
+      EXPECT_EQ(step.bytes, query.size());
+    } else {
+      EXPECT_EQ(step.verdict, Verdict::kForward);
+      EXPECT_EQ(step.bytes, 100u);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace wirepool::codec::mysql

@@ -1,0 +1,808 @@
+// Transaction pooling in the PostgreSQL codecs: what postgres::ServerCodec does for the proxy
+// (ApplyParameters, SendReadBack, OnRequestFailed) and what postgres::ClientCodec reports when
+// ClientCodecOptions::classify is on (OnRequestEffects).
+//
+// Each script runs whole, byte by byte and in seeded random cuts; every run must give the same
+// events, which the tests then check line by line. The sinks here are this file's own and log
+// one line per event; forwarded and consumed bytes are coalesced between events, as in
+// codec_test_driver.h's EventLog.
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "codec_test_driver.h"
+#include "codecs/api/codec.h"
+#include "codecs/api/session.h"
+#include "codecs/postgres/client_codec.h"
+#include "codecs/postgres/server_codec.h"
+#include "codecs/postgres/wire.h"
+#include "core/crypto.h"
+#include "core/strings.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace wirepool::codec::postgres {
+namespace {
+
+using ::testing::HasSubstr;
+using ::wirepool::codec::testing::AsBytes;
+using ::wirepool::codec::testing::CounterRandom;
+using ::wirepool::codec::testing::Hex;
+using ::wirepool::codec::testing::Join;
+using ::wirepool::codec::testing::kSplitSeed;
+
+constexpr int kRandomCuts = 12;
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+std::string AuthOk() { return Writer().Begin('R').U32(0).Take(); }
+std::string BackendKey() { return Writer().Begin('K').U32(4711).U32(0x0badcafe).Take(); }
+std::string Complete(std::string_view tag) { return Writer().Begin('C').CString(tag).Take(); }
+std::string Error(std::string_view code, std::string_view message) {
+  return ErrorResponse("ERROR", code, message);
+}
+
+std::string RowDescription(const std::vector<std::string>& names) {
+  Writer w;
+  w.Begin('T').U16(static_cast<uint16_t>(names.size()));
+  for (const std::string& name : names) {
+    w.CString(name).U32(0).U16(0).U32(25).U16(0xffff).U32(0xffffffff).U16(0);  // text
+  }
+  return w.Take();
+}
+
+std::string DataRow(const std::vector<std::optional<std::string>>& values) {
+  Writer w;
+  w.Begin('D').U16(static_cast<uint16_t>(values.size()));
+  for (const auto& v : values) {
+    if (v) {
+      w.U32(static_cast<uint32_t>(v->size())).Bytes(*v);
+    } else {
+      w.U32(0xffffffff);
+    }
+  }
+  return w.Take();
+}
+
+// The answer to a one-row SELECT of `values`.
+std::string SelectAnswer(const std::vector<std::optional<std::string>>& values) {
+  std::vector<std::string> names(values.size(), "c");
+  return RowDescription(names) + DataRow(values) + Complete("SELECT 1") + ReadyForQuery('I');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feeding and logging
+
+enum class Cut { kWhole, kBytewise, kRandom };
+
+// Feeds `bytes` to `step` cut as asked, coalescing what was forwarded and consumed into log lines
+// between the other events. Stops at kStop.
+class Feeder {
+ public:
+  Feeder(Cut cut, uint32_t seed) : cut_(cut), rng_(seed) {}
+
+  void Feed(std::string_view bytes, const std::function<Step(ByteView)>& step) {
+    while (!bytes.empty() && !stopped_) {
+      size_t n = bytes.size();
+      if (cut_ == Cut::kBytewise) {
+        n = 1;
+      } else if (cut_ == Cut::kRandom) {
+        n = std::min<size_t>(bytes.size(), rng_() % 2 == 0 ? 1 + rng_() % 7 : 1 + rng_() % 64);
+      }
+      buf_.append(bytes.substr(0, n));
+      bytes.remove_prefix(n);
+      Pump(step);
+    }
+  }
+  void Add(std::string event) {
+    Flush();
+    events_.push_back(std::move(event));
+  }
+  std::vector<std::string> Take() {
+    Add(Cat("end buffered=", buf_.size()));
+    return std::move(events_);
+  }
+  const std::string& forwarded() const { return all_forwarded_; }
+
+ private:
+  void Pump(const std::function<Step(ByteView)>& step) {
+    while (!buf_.empty() && !stopped_) {
+      Step s = step(AsBytes(buf_));
+      if (s.verdict == Verdict::kNeedMore) {
+        EXPECT_GT(s.bytes, buf_.size()) << "kNeedMore must ask for more than is there";
+        return;
+      }
+      if (s.verdict == Verdict::kStop || s.verdict == Verdict::kPause) {
+        Add(s.verdict == Verdict::kStop ? "stop" : "pause");
+        stopped_ = true;
+        return;
+      }
+      if (s.bytes == 0 || s.bytes > buf_.size()) {
+        ADD_FAILURE() << "a Step took " << s.bytes << " of " << buf_.size() << " bytes";
+        stopped_ = true;
+        return;
+      }
+      if (s.verdict == Verdict::kForward) {
+        if (consumed_ > 0) {
+          Flush();
+        }
+        forward_.append(buf_, 0, s.bytes);
+      } else {
+        if (!forward_.empty()) {
+          Flush();
+        }
+        consumed_ += s.bytes;
+      }
+      buf_.erase(0, s.bytes);
+    }
+  }
+  void Flush() {
+    if (!forward_.empty()) {
+      all_forwarded_ += forward_;
+      events_.push_back(Cat("forward ", Hex(forward_)));
+      forward_.clear();
+    }
+    if (consumed_ > 0) {
+      events_.push_back(Cat("consume ", consumed_));
+      consumed_ = 0;
+    }
+  }
+
+  Cut cut_;
+  std::mt19937 rng_;
+  std::string buf_;
+  std::string forward_;
+  std::string all_forwarded_;
+  size_t consumed_ = 0;
+  bool stopped_ = false;
+  std::vector<std::string> events_;
+};
+
+// What the server says to a login with no password.
+std::string LoginAnswer() {
+  return AuthOk() + ParameterStatus("application_name", "app") +
+         ParameterStatus("TimeZone", "UTC") + ParameterStatus("server_version", "16.2") +
+         ParameterStatus("is_superuser", "on") + BackendKey() + ReadyForQuery('I');
+}
+
+ServerLogin Login() {
+  ServerLogin login;
+  login.user = "wp";
+  login.database = "db";
+  login.params = {{"application_name", "app"}, {"DateStyle", "ISO, MDY"}};
+  return login;
+}
+
+class ServerRun final : public ServerCodecSink {
+ public:
+  ServerRun(const ServerLogin& login, Cut cut, uint32_t seed)
+      : codec_(login, *this), feeder_(cut, seed) {
+    codec_.Start();
+    Feed(LoginAnswer());
+    EXPECT_TRUE(logged_in_) << Join(feeder_.Take());
+    feeder_ = Feeder(cut, seed);  // the tests read what follows the login
+  }
+
+  ServerCodec& codec() { return codec_; }
+  void Feed(std::string_view bytes) {
+    feeder_.Feed(bytes, [this](ByteView in) { return codec_.OnBytes(in); });
+  }
+  void Log(std::string event) { feeder_.Add(std::move(event)); }
+  std::vector<std::string> Take() { return feeder_.Take(); }
+
+  // A simple Query is logged as its text (which also checks its framing); anything else as hex.
+  void SendToServer(std::string_view bytes) override {
+    if (bytes.size() >= 6 && bytes[0] == 'Q' && bytes.back() == '\0' &&
+        ReadU32(AsBytes(bytes).data() + 1) == bytes.size() - 1) {
+      std::string_view sql = bytes.substr(5, bytes.size() - 6);
+      if (sql.find('\0') == std::string_view::npos) {
+        Log(Cat("query ", sql));
+        return;
+      }
+    }
+    Log(Cat("send ", Hex(bytes)));
+  }
+  void OnLoginComplete() override { logged_in_ = true; }
+  void OnLoginFailed(const WireError& e) override { Log(Cat("login-failed ", e.message)); }
+  void OnReadyForQuery(TxState state) override {
+    Log(state == TxState::kIdle            ? "ready idle"
+        : state == TxState::kInTransaction ? "ready trans"
+                                           : "ready failed");
+  }
+  void OnRequestFailed() override { Log("request-failed"); }
+  void OnParameterStatus(std::string_view name, std::string_view value) override {
+    Log(Cat("param ", name, "=", value));
+  }
+  void OnInternalDone(const WireError* e) override {
+    Log(e == nullptr ? std::string("internal-done ok")
+                     : Cat("internal-done ", e->code, " ", e->message));
+  }
+  void OnProtocolError(const absl::Status& status) override {
+    Log(Cat("protocol-error ", Sv(status.message())));
+  }
+
+ private:
+  ServerCodec codec_;
+  Feeder feeder_;
+  bool logged_in_ = false;
+};
+
+// A script: server bytes to feed, or a call from the proxy. A call is logged by its label before
+// it runs (so what it sends follows) and by its result after.
+struct Action {
+  std::string bytes;
+  std::string label;
+  std::function<std::string(ServerCodec&)> call;
+};
+using Script = std::vector<Action>;
+
+Action Feed(std::string bytes) { return {std::move(bytes), "", nullptr}; }
+
+std::string Describe(const ParamList& params) {
+  std::string out;
+  for (const auto& [name, value] : params) {
+    out += Cat(out.empty() ? "" : ", ", name, "=", value);
+  }
+  return out;
+}
+
+Action Apply(ParamList wanted) {
+  std::string label = Cat("apply {", Describe(wanted), "}");
+  return {"", std::move(label), [wanted = std::move(wanted)](ServerCodec& c) {
+            return Cat("-> ", c.ApplyParameters(wanted) ? "true" : "false");
+          }};
+}
+
+Action ReadBack(std::vector<std::string> names) {
+  std::string list;
+  for (const std::string& n : names) {
+    list += Cat(list.empty() ? "" : ", ", n);
+  }
+  return {"", Cat("read-back {", list, "}"), [names = std::move(names)](ServerCodec& c) {
+            return Cat("-> ", c.SendReadBack(names) ? "true" : "false");
+          }};
+}
+
+Action Internal(std::string sql) {
+  return {"", "internal query", [sql = std::move(sql)](ServerCodec& c) {
+            c.SendInternalQuery(sql);
+            return std::string();
+          }};
+}
+
+std::vector<std::string> Execute(const ServerLogin& login, const Script& script, Cut cut,
+                                 uint32_t seed) {
+  ServerRun run(login, cut, seed);
+  for (const Action& a : script) {
+    if (a.call) {
+      run.Log(a.label);
+      if (std::string result = a.call(run.codec()); !result.empty()) {
+        run.Log(std::move(result));
+      }
+    } else {
+      run.Feed(a.bytes);
+    }
+  }
+  return run.Take();
+}
+
+// Runs `script` after a login, whole, byte by byte and in seeded random cuts; all must agree.
+std::vector<std::string> RunAllWays(const Script& script, const ServerLogin& login = Login()) {
+  std::vector<std::string> whole = Execute(login, script, Cut::kWhole, 0);
+  EXPECT_EQ(Join(Execute(login, script, Cut::kBytewise, 0)), Join(whole)) << "byte by byte";
+  for (int i = 0; i < kRandomCuts; ++i) {
+    EXPECT_EQ(Join(Execute(login, script, Cut::kRandom, kSplitSeed + i)), Join(whole))
+        << "random cut " << i;
+  }
+  return whole;
+}
+
+std::string Consume(std::string_view bytes) { return Cat("consume ", bytes.size()); }
+
+// ---------------------------------------------------------------------------------------------
+// ServerCodec::ApplyParameters
+
+TEST(PostgresTxpoolTest, ApplySetsWhatDiffersInOneQueryAndResetsWhatIsNoLongerWanted) {
+  std::string set_answer = SelectAnswer({"64MB", "a, b"});
+  std::string reset_answer = Complete("RESET") + Complete("RESET") + ReadyForQuery('I');
+  ParamList wanted = {{"work_mem", "64MB"}, {"search_path", "a, b"}};
+  auto events = RunAllWays(
+      {Apply(wanted), Feed(set_answer), Apply(wanted), Apply({}), Feed(reset_answer), Apply({})});
+  std::string head = set_answer.substr(0, set_answer.size() - 6);
+  EXPECT_EQ(Join(events), Join({
+                              "apply {work_mem=64MB, search_path=a, b}",
+                              "query SELECT pg_catalog.set_config(E'work_mem', E'64MB', false), "
+                              "pg_catalog.set_config(E'search_path', E'a, b', false);",
+                              "-> true",
+                              Consume(head),
+                              "internal-done ok",
+                              "consume 6",
+                              "apply {work_mem=64MB, search_path=a, b}",
+                              "-> false",
+                              "apply {}",
+                              "query RESET \"work_mem\";RESET \"search_path\";",
+                              "-> true",
+                              Consume(reset_answer.substr(0, reset_answer.size() - 6)),
+                              "internal-done ok",
+                              "consume 6",
+                              "apply {}",
+                              "-> false",
+                              "end buffered=0",
+                          }));
+}
+
+TEST(PostgresTxpoolTest, ApplyLeavesStartupAndReportedValuesAlone) {
+  // The server reports the change (application_name is GUC_REPORT); the codec keeps it to
+  // itself, as the request was its own.
+  std::string set_answer = SelectAnswer({"psql", "1MB"});
+  set_answer.insert(set_answer.size() - 6, ParameterStatus("application_name", "psql"));
+  std::string reset_answer = Complete("RESET") + ParameterStatus("application_name", "app") +
+                             Complete("RESET") + ReadyForQuery('I');
+  auto events = RunAllWays({
+      // Equal to the startup packet's value, or to what the server reported at login.
+      Apply({{"application_name", "app"}, {"DateStyle", "ISO, MDY"}, {"timezone", "UTC"}}),
+      Apply({{"APPLICATION_NAME", "psql"}, {"work_mem", "1MB"}, {"DateStyle", "ISO, MDY"}}),
+      Feed(set_answer),
+      // DateStyle is the startup value: never reset. application_name goes back to it.
+      Apply({{"DateStyle", "ISO, MDY"}}),
+      Feed(reset_answer),
+      Apply({}),
+      Apply({{"application_name", "app"}}),
+  });
+  EXPECT_EQ(Join(events),
+            Join({
+                "apply {application_name=app, DateStyle=ISO, MDY, timezone=UTC}",
+                "-> false",
+                "apply {APPLICATION_NAME=psql, work_mem=1MB, DateStyle=ISO, MDY}",
+                "query SELECT pg_catalog.set_config(E'application_name', E'psql', false), "
+                "pg_catalog.set_config(E'work_mem', E'1MB', false);",
+                "-> true",
+                Consume(set_answer.substr(0, set_answer.size() - 6)),
+                "internal-done ok",
+                "consume 6",
+                "apply {DateStyle=ISO, MDY}",
+                "query RESET \"application_name\";RESET \"work_mem\";",
+                "-> true",
+                Consume(reset_answer.substr(0, reset_answer.size() - 6)),
+                "internal-done ok",
+                "consume 6",
+                "apply {}",
+                "-> false",
+                "apply {application_name=app}",
+                "-> false",
+                "end buffered=0",
+            }));
+}
+
+TEST(PostgresTxpoolTest, ApplyNeverSetsReadOnlyParameters) {
+  auto events = RunAllWays({
+      Apply({{"server_version", "99"},
+             {"is_superuser", "off"},
+             {"Server_Encoding", "LATIN1"},
+             {"integer_datetimes", "off"},
+             {"in_hot_standby", "on"}}),
+      Apply({{"is_superuser", "off"}, {"work_mem", "2MB"}}),
+  });
+  EXPECT_EQ(Join(events), Join({
+                              "apply {server_version=99, is_superuser=off, Server_Encoding=LATIN1, "
+                              "integer_datetimes=off, in_hot_standby=on}",
+                              "-> false",
+                              "apply {is_superuser=off, work_mem=2MB}",
+                              "query SELECT pg_catalog.set_config(E'work_mem', E'2MB', false);",
+                              "-> true",
+                              "end buffered=0",
+                          }));
+}
+
+TEST(PostgresTxpoolTest, ApplyQuotesNamesAndValues) {
+  std::string set_answer = SelectAnswer({"x"});
+  auto events = RunAllWays({
+      Apply({{"wp.A\"b", "it's a \\ value"}}),
+      Feed(set_answer),
+      Apply({}),
+  });
+  EXPECT_EQ(Join(events), Join({
+                              "apply {wp.A\"b=it's a \\ value}",
+                              "query SELECT pg_catalog.set_config(E'wp.a\"b', "
+                              "E'it''s a \\\\ value', false);",
+                              "-> true",
+                              Consume(set_answer.substr(0, set_answer.size() - 6)),
+                              "internal-done ok",
+                              "consume 6",
+                              "apply {}",
+                              "query RESET \"wp.a\"\"b\";",
+                              "-> true",
+                              "end buffered=0",
+                          }));
+}
+
+TEST(PostgresTxpoolTest, ChangesAClientMadeAreResetForTheNext) {
+  // A client's SET application_name: reported to the sink and forwarded; the next client, who
+  // does not want it, gets the startup value back.
+  std::string client_answer =
+      Complete("SET") + ParameterStatus("application_name", "mine") + ReadyForQuery('I');
+  std::string set_line = Complete("SET");
+  std::string status = ParameterStatus("application_name", "mine");
+  auto events = RunAllWays({Feed(client_answer), Apply({{"application_name", "mine"}}), Apply({})});
+  EXPECT_EQ(Join(events), Join({
+                              Cat("forward ", Hex(set_line)),
+                              "param application_name=mine",
+                              Cat("forward ", Hex(status)),
+                              "ready idle",
+                              Cat("forward ", Hex(ReadyForQuery('I'))),
+                              "apply {application_name=mine}",
+                              "-> false",
+                              "apply {}",
+                              "query RESET \"application_name\";",
+                              "-> true",
+                              "end buffered=0",
+                          }));
+}
+
+// A read-only parameter the server reports after login must not be RESET for the next client:
+// PostgreSQL refuses (55P02 `parameter "is_superuser" cannot be changed`), which fails the whole
+// internal query, and with it the next client's attach and the server connection. Reports of
+// this kind: is_superuser after a client's SET ROLE / SET SESSION AUTHORIZATION (login as a
+// superuser), in_hot_standby sent to every session, idle ones too, when a standby is promoted.
+//
+// DISABLED: fails today. ServerCodec::OnRunning records every ParameterStatus outside an internal
+// request with NoteChanged, and ApplyParameters's reset loop then sends `RESET "is_superuser";
+// RESET "in_hot_standby";` (ReadOnly() is checked only for the names in `wanted`). Enable once the
+// codec leaves read-only names out of applied_ (or out of the resets).
+TEST(PostgresTxpoolTest, ReadOnlyReportsAreNeverReset) {
+  std::string role = Complete("SET") + ParameterStatus("is_superuser", "off") + ReadyForQuery('I');
+  std::string promoted = ParameterStatus("in_hot_standby", "off");
+  auto events = RunAllWays({Feed(role), Feed(promoted), Apply({})});
+  EXPECT_EQ(Join(events), Join({
+                              Cat("forward ", Hex(Complete("SET"))),
+                              "param is_superuser=off",
+                              Cat("forward ", Hex(ParameterStatus("is_superuser", "off"))),
+                              "ready idle",
+                              Cat("forward ", Hex(ReadyForQuery('I'))),
+                              "param in_hot_standby=off",
+                              Cat("forward ", Hex(promoted)),
+                              "apply {}",
+                              "-> false",
+                              "end buffered=0",
+                          }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerCodec::SendReadBack
+
+TEST(PostgresTxpoolTest, ReadBackReportsEachNonNullValue) {
+  std::string answer = SelectAnswer({"8MB", std::nullopt});
+  std::string row_description = RowDescription({"c", "c"});
+  std::string row = DataRow({"8MB", std::nullopt});
+  auto events = RunAllWays({
+      ReadBack({}),
+      ReadBack({"work_mem", "wp.tag"}),
+      Feed(answer),
+      // The value read back is the session's now: wanting it needs nothing, not wanting it resets.
+      Apply({{"work_mem", "8MB"}}),
+      Apply({}),
+  });
+  EXPECT_EQ(Join(events), Join({
+                              "read-back {}",
+                              "-> false",
+                              "read-back {work_mem, wp.tag}",
+                              "query SELECT pg_catalog.current_setting(E'work_mem', true), "
+                              "pg_catalog.current_setting(E'wp.tag', true)",
+                              "-> true",
+                              Consume(row_description),
+                              "param work_mem=8MB",
+                              Consume(row + Complete("SELECT 1")),
+                              "internal-done ok",
+                              "consume 6",
+                              "apply {work_mem=8MB}",
+                              "-> false",
+                              "apply {}",
+                              "query RESET \"work_mem\";",
+                              "-> true",
+                              "end buffered=0",
+                          }));
+}
+
+TEST(PostgresTxpoolTest, ReadBackIgnoresARowOfTheWrongShape) {
+  // Not one column per name asked: nothing is reported, nothing is recorded.
+  std::string answer =
+      RowDescription({"c"}) + DataRow({"8MB"}) + Complete("SELECT 1") + ReadyForQuery('I');
+  auto events = RunAllWays({ReadBack({"work_mem", "wp.tag"}), Feed(answer), Apply({})});
+  EXPECT_EQ(Join(events), Join({
+                              "read-back {work_mem, wp.tag}",
+                              "query SELECT pg_catalog.current_setting(E'work_mem', true), "
+                              "pg_catalog.current_setting(E'wp.tag', true)",
+                              "-> true",
+                              Consume(answer.substr(0, answer.size() - 6)),
+                              "internal-done ok",
+                              "consume 6",
+                              "apply {}",
+                              "-> false",
+                              "end buffered=0",
+                          }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerCodec: OnRequestFailed
+
+TEST(PostgresTxpoolTest, RequestFailedOncePerFailingClientResponse) {
+  std::string error = Error("42601", "syntax error at or near \"SELEC\"");
+  std::string second = Error("25P02", "current transaction is aborted");
+  std::string internal_error = Error("42704", "unrecognized configuration parameter");
+  std::string ok = Complete("SELECT 1") + ReadyForQuery('I');
+  auto events = RunAllWays({
+      Feed(error + ReadyForQuery('I')),
+      // Two errors in one response (a pipeline up to one Sync): still once.
+      Feed(error + second + ReadyForQuery('E')),
+      Feed(ok),
+      // The codec's own request: its error is the internal result, not a failed client request.
+      Internal("SHOW nope"),
+      Feed(internal_error + ReadyForQuery('I')),
+      Feed(error + ReadyForQuery('I')),
+  });
+  EXPECT_EQ(Join(events), Join({
+                              "request-failed",
+                              Cat("forward ", Hex(error)),
+                              "ready idle",
+                              Cat("forward ", Hex(ReadyForQuery('I'))),
+                              "request-failed",
+                              Cat("forward ", Hex(error + second)),
+                              "ready failed",
+                              Cat("forward ", Hex(ReadyForQuery('E') + Complete("SELECT 1"))),
+                              "ready idle",
+                              Cat("forward ", Hex(ReadyForQuery('I'))),
+                              "internal query",
+                              "query SHOW nope",
+                              Consume(internal_error),
+                              "internal-done 42704 unrecognized configuration parameter",
+                              "consume 6",
+                              "request-failed",
+                              Cat("forward ", Hex(error)),
+                              "ready idle",
+                              Cat("forward ", Hex(ReadyForQuery('I'))),
+                              "end buffered=0",
+                          }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClientCodec with classify
+
+constexpr char kUser[] = "alice";
+constexpr char kPassword[] = "alice-pw";
+
+std::string Startup() {
+  Writer w;
+  w.BeginUntyped().U32(kProtocol30).CString("user").CString(kUser);
+  w.CString("database").CString("db").U8(0);
+  return w.Take();
+}
+
+// The md5 answer to the salt the codec draws first from CounterRandom: 10 11 12 13.
+std::string Md5Password() {
+  std::string inner = crypto::Md5Hex(Cat(kPassword, kUser));
+  return Writer()
+      .Begin('p')
+      .CString(Cat("md5", crypto::Md5Hex(Cat(inner, "\x10\x11\x12\x13"))))
+      .Take();
+}
+
+std::string Query(std::string_view sql) { return QueryMessage(sql); }
+std::string Parse(std::string_view name, std::string_view sql) {
+  return Writer().Begin('P').CString(name).CString(sql).U16(0).Take();
+}
+std::string Bind(std::string_view statement) {
+  return Writer().Begin('B').CString("").CString(statement).U16(0).U16(0).U16(0).Take();
+}
+std::string Execute() { return Writer().Begin('E').CString("").U32(0).Take(); }
+std::string Sync() { return Writer().Begin('S').Take(); }
+
+std::string PinNames(PinSet pins) {
+  if (pins == ~PinSet{0}) {
+    return "all";
+  }
+  std::string out;
+  for (size_t i = 0; i < kPinReasonCount; ++i) {
+    if (pins & PinBit(static_cast<PinReason>(i))) {
+      out += Cat(out.empty() ? "" : ",", PinReasonName(static_cast<PinReason>(i)));
+    }
+  }
+  return out;
+}
+
+// "effects pins=... unpins=... read_back=a,b reset=1", naming only what is set.
+std::string DescribeEffects(const RequestEffects& e) {
+  std::string out = "effects";
+  if (e.pins != 0) {
+    out += Cat(" pins=", PinNames(e.pins));
+  }
+  if (e.unpins != 0) {
+    out += Cat(" unpins=", PinNames(e.unpins));
+  }
+  if (!e.read_back.empty()) {
+    std::string names;
+    for (const std::string& n : e.read_back) {
+      names += Cat(names.empty() ? "" : ",", n);
+    }
+    out += Cat(" read_back=", names);
+  }
+  if (e.reset_params) {
+    out += " reset=1";
+  }
+  return out;
+}
+
+class ClientRun final : public ClientCodecSink {
+ public:
+  ClientRun(bool classify, Cut cut, uint32_t seed) : feeder_(cut, seed) {
+    ClientCodecOptions options;
+    options.auth_method = "md5";
+    options.random = CounterRandom("");
+    options.classify = classify;
+    codec_ = std::make_unique<ClientCodec>(options, *this);
+    std::string login = Startup() + Md5Password();
+    Feeder whole(Cut::kWhole, 0);
+    whole.Feed(login, [this](ByteView in) { return codec_->OnBytes(in); });
+    EXPECT_TRUE(authenticated_);
+    codec_->CompleteLogin({{"server_version", "16.2"}});
+  }
+
+  ClientCodec& codec() { return *codec_; }
+  void Feed(std::string_view bytes) {
+    feeder_.Feed(bytes, [this](ByteView in) { return codec_->OnBytes(in); });
+  }
+  std::vector<std::string> Take() { return feeder_.Take(); }
+  const std::string& forwarded() const { return feeder_.forwarded(); }
+  const std::vector<std::string>& statements() const { return statements_; }
+
+  void SendToClient(std::string_view) override {}
+  void OnStartup(const StartupInfo& info) override {
+    secret_ = UserSecret{info.user, kPassword, {}};
+    codec_->BeginAuth(&secret_);
+  }
+  void OnCancelRequest(std::string_view) override { feeder_.Add("cancel"); }
+  void OnAuthenticated() override { authenticated_ = true; }
+  void OnAuthFailed(std::string_view reason) override { ADD_FAILURE() << reason; }
+  void OnRequestEnd(uint32_t tag) override {
+    feeder_.Add(Cat("request-end ", static_cast<char>(tag)));
+  }
+  void OnRequestEffects(const RequestEffects& effects) override {
+    statements_.push_back(effects.statement);
+    feeder_.Add(DescribeEffects(effects));
+  }
+  void OnTerminate() override { feeder_.Add("terminate"); }
+  void OnProtocolError(const absl::Status& status) override {
+    feeder_.Add(Cat("protocol-error ", Sv(status.message())));
+  }
+
+ private:
+  std::unique_ptr<ClientCodec> codec_;
+  Feeder feeder_;
+  UserSecret secret_;
+  bool authenticated_ = false;
+  std::vector<std::string> statements_;
+};
+
+// Feeds `stream` after a login, whole, byte by byte and in seeded random cuts; all runs must
+// agree and forward the stream unchanged. `statements` gets the first run's effect statements.
+std::vector<std::string> RunClient(std::string_view stream, bool classify,
+                                   std::vector<std::string>* statements = nullptr) {
+  std::vector<std::string> first;
+  for (int i = -2; i < kRandomCuts; ++i) {
+    Cut cut = i == -2 ? Cut::kWhole : i == -1 ? Cut::kBytewise : Cut::kRandom;
+    ClientRun run(classify, cut, kSplitSeed + static_cast<uint32_t>(i + 2));
+    run.Feed(stream);
+    std::vector<std::string> events = run.Take();
+    EXPECT_EQ(run.forwarded(), stream) << "cut " << i;
+    if (i == -2) {
+      first = std::move(events);
+      if (statements != nullptr) {
+        *statements = run.statements();
+      }
+    } else {
+      EXPECT_EQ(Join(events), Join(first)) << "cut " << i;
+    }
+  }
+  return first;
+}
+
+// The events without the forward lines (RunClient checks that everything was forwarded).
+std::vector<std::string> Reports(std::vector<std::string> events) {
+  std::erase_if(events, [](const std::string& e) { return e.starts_with("forward "); });
+  return events;
+}
+
+TEST(PostgresTxpoolTest, ClassifiedRequestsReportEffectsBeforeTheirEnd) {
+  std::string set = Query("SET work_mem = '1MB'");
+  std::string select = Query("SELECT 1");
+  // A Parse is classified like a Query; its effects come before the Sync that ends its request.
+  std::string lock = Parse("", "SELECT pg_advisory_lock($1)");
+  std::string unnamed = Parse("", "SET search_path = a, b");
+  std::string portal = Bind("") + Execute();
+  std::string plain = Parse("", "SELECT 2");
+  std::string stream =
+      set + select + lock + portal + Sync() + unnamed + portal + Sync() + plain + portal + Sync();
+  std::vector<std::string> statements;
+  auto events = RunClient(stream, /*classify=*/true, &statements);
+  EXPECT_EQ(Join(events), Join({
+                              "effects read_back=work_mem",
+                              "request-end Q",
+                              Cat("forward ", Hex(set)),
+                              "request-end Q",
+                              Cat("forward ", Hex(select)),
+                              "effects pins=advisory_lock",
+                              Cat("forward ", Hex(lock + portal)),
+                              "request-end S",
+                              Cat("forward ", Hex(Sync())),
+                              "effects read_back=search_path",
+                              Cat("forward ", Hex(unnamed + portal)),
+                              "request-end S",
+                              Cat("forward ", Hex(Sync() + plain + portal)),
+                              "request-end S",
+                              Cat("forward ", Hex(Sync())),
+                              "end buffered=0",
+                          }));
+  ASSERT_EQ(statements.size(), 3u);
+  EXPECT_EQ(statements[0], "");
+  EXPECT_THAT(statements[1], HasSubstr("pg_advisory_lock"));
+  EXPECT_EQ(statements[2], "");
+}
+
+TEST(PostgresTxpoolTest, NothingIsReportedWithoutClassify) {
+  std::string stream = Query("SET work_mem = '1MB'") + Parse("", "SET search_path = x") + Sync() +
+                       Query("SELECT pg_advisory_lock(1)");
+  EXPECT_EQ(Join(Reports(RunClient(stream, /*classify=*/false))),
+            Join({"request-end Q", "request-end S", "request-end Q", "end buffered=0"}));
+  // The same stream, classified.
+  EXPECT_EQ(
+      Join(Reports(RunClient(stream, /*classify=*/true))),
+      Join({"effects read_back=work_mem", "request-end Q", "effects read_back=search_path",
+            "request-end S", "effects pins=advisory_lock", "request-end Q", "end buffered=0"}));
+}
+
+TEST(PostgresTxpoolTest, QueryIsHeldUntilWholeOnlyWhenClassifying) {
+  std::string query = Query("SET work_mem = '1MB'");
+  for (bool classify : {true, false}) {
+    SCOPED_TRACE(classify ? "classify" : "no classify");
+    ClientRun run(classify, Cut::kWhole, 0);
+    Step step = run.codec().OnBytes(AsBytes(std::string_view(query).substr(0, 10)));
+    if (classify) {
+      EXPECT_EQ(step.verdict, Verdict::kNeedMore);
+      EXPECT_EQ(step.bytes, query.size());
+    } else {
+      EXPECT_EQ(step.verdict, Verdict::kForward);
+      EXPECT_EQ(step.bytes, 10u);
+      EXPECT_TRUE(run.codec().MidRequest());
+    }
+    EXPECT_EQ(Join(run.Take()),
+              Join(classify ? std::vector<std::string>{"end buffered=0"}
+                            : std::vector<std::string>{"request-end Q", "end buffered=0"}));
+  }
+}
+
+TEST(PostgresTxpoolTest, QueryTooLargeToClassifyPinsAtOnce) {
+  // Over 1 MiB: not held; the first bytes suffice to pin.
+  constexpr size_t kText = (1 << 20) + 10;
+  uint32_t len = static_cast<uint32_t>(4 + kText + 1);
+  std::string head = std::string("Q") + static_cast<char>(len >> 24) +
+                     static_cast<char>(len >> 16) + static_cast<char>(len >> 8) +
+                     static_cast<char>(len);
+  std::string start = head + "SELECT 1 /* ";
+  ClientRun run(/*classify=*/true, Cut::kWhole, 0);
+  Step step = run.codec().OnBytes(AsBytes(start));
+  EXPECT_EQ(step.verdict, Verdict::kForward);
+  EXPECT_EQ(step.bytes, start.size());
+  EXPECT_EQ(Join(Reports(run.Take())),
+            Join({"effects pins=unclassified", "request-end Q", "end buffered=0"}));
+}
+
+}  // namespace
+}  // namespace wirepool::codec::postgres
