@@ -2,6 +2,7 @@
 #include "core/strings.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "codecs/postgres/classify.h"
 #include "codecs/postgres/wire.h"
@@ -401,6 +402,20 @@ Step ClientCodec::OnRunning(ByteView in) {
   return {Verdict::kForward, n};
 }
 
+bool ClientCodec::ForgetsStatements(std::string_view sql) {
+  auto lower = [](std::string_view s) {
+    std::string out;
+    for (char c : s) {
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != ';') {
+        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      }
+    }
+    return out;
+  };
+  std::string text = lower(sql.substr(0, 64));
+  return text == "discardall" || text == "deallocateall" || text == "deallocateprepareall";
+}
+
 void ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
   RequestEffects effects;
   if (!whole) {
@@ -420,6 +435,9 @@ void ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
     return;  // malformed: the server will say so
   }
   effects = ClassifySql(*text);
+  if (type == 'Q' && ForgetsStatements(*text)) {
+    statements_.clear();  // DISCARD ALL / DEALLOCATE ALL: the client's names are gone too
+  }
   if (!effects.empty()) {
     sink_.OnRequestEffects(effects);
   }

@@ -71,6 +71,8 @@ class ClientCodec final : public codec::ClientCodec {
 
   // Reports what a Query's or Parse's SQL does to the session (options_.classify).
   void Classify(uint8_t type, ByteView message, bool whole);
+  // Whether a simple query empties the session's prepared statements (DISCARD ALL, DEALLOCATE ALL).
+  static bool ForgetsStatements(std::string_view sql);
   // Queries and Parse messages up to this size are read whole to be classified; bigger ones pin.
   static constexpr size_t kMaxClassifiedMessage = 1 << 20;
 

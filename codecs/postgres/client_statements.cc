@@ -109,8 +109,12 @@ void ClientCodec::EnsurePrepared(const std::string& key) {
   }
   for (const auto& [name, statement] : statements_) {
     if (statement.key == key) {
+      // Closing first makes the Parse right whether or not an earlier, unanswered Parse of it
+      // went through.
+      sink_.OnStatementMessage({StatementNote::kClose, false, key});
       sink_.OnStatementMessage({StatementNote::kPrepare, false, key});
-      sink_.SendToServer(ParseMessage(ServerName(key), statement.body));
+      sink_.SendToServer(CloseMessage(ServerName(key)) +
+                         ParseMessage(ServerName(key), statement.body));
       return;
     }
   }
@@ -165,7 +169,7 @@ Step ClientCodec::OnDescribeOrClose(uint8_t type, ByteView message) {
   auto kind = r.U8();
   auto name = kind ? r.CString() : std::nullopt;
   auto it = name ? statements_.find(std::string(*name)) : statements_.end();
-  bool named_statement = kind && *kind == 'S' && !name->empty() && it != statements_.end();
+  bool named_statement = kind && name && *kind == 'S' && !name->empty() && it != statements_.end();
   if (type == 'C') {
     if (!named_statement) {
       sink_.OnStatementMessage({StatementNote::kClose, true, ""});

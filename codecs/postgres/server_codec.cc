@@ -337,12 +337,16 @@ void ServerCodec::SendInternal(std::string_view sql) {
 }
 
 bool ServerCodec::HasStatement(std::string_view key) const {
-  // A Parse or Close on its way counts as done: a Bind pipelined behind a Parse must not prepare
-  // the statement a second time. (If an error makes the server skip that Parse, the client hears
-  // of it and prepares again.)
+  // A Parse on its way in the same request counts as done: a Bind pipelined behind it must not
+  // prepare the statement a second time. One in an earlier request that is not answered yet may
+  // still be skipped (an error before it), so it does not count: the statement is prepared again
+  // (Close + Parse, which is right either way).
+  bool later_request = false;
   for (auto it = notes_.rbegin(); it != notes_.rend(); ++it) {
-    if (it->kind != StatementNote::kSync && it->key == key) {
-      return it->kind == StatementNote::kPrepare;
+    if (it->kind == StatementNote::kSync) {
+      later_request = true;
+    } else if (it->key == key) {
+      return it->kind == StatementNote::kPrepare && !later_request;
     }
   }
   return prepared_.contains(Av(key));

@@ -68,7 +68,7 @@ class ServerCodec final : public codec::ServerCodec {
   // still to come, and the statements this server holds.
   std::deque<StatementNote> notes_;
   absl::flat_hash_set<std::string> prepared_;
-  bool request_failed_ = false;         // OnRequestFailed was given for the current request
+  bool request_failed_ = false;  // OnRequestFailed was given for the current request
   std::string cancel_key_;
   size_t forward_left_ = 0;
   TxState tx_ = TxState::kIdle;  // as the last ReadyForQuery said
