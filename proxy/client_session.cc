@@ -87,11 +87,15 @@ void ClientSession::Drive() {
   }
   if (logged_in_ && state_ != State::kActive) {
     // Between transactions the codec reads nothing until a server is there to take it: the
-    // first byte of the next request is what asks for one.
-    if (state_ == State::kIdle && !stream_.input().empty()) {
-      BorrowServer();
+    // first byte of the next request is what asks for one. A goodbye needs none.
+    bool goodbye = state_ == State::kIdle && !stream_.input().empty() &&
+                   !codec_->NeedsServer(stream_.input().view());
+    if (!goodbye) {
+      if (state_ == State::kIdle && !stream_.input().empty()) {
+        BorrowServer();
+      }
+      return;
     }
-    return;
   }
   idle_tx_timer_.Stop();
   driving_ = true;

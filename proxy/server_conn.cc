@@ -139,6 +139,17 @@ void ServerConn::OnParameterStatus(std::string_view name, std::string_view value
 }
 
 void ServerConn::OnInternalDone(const codec::WireError* error) {
+  if ((state_ == State::kApplying || state_ == State::kReadingBack) && client_ == nullptr) {
+    // The client left while our own request ran: now that it is answered, reset and pool.
+    if (error != nullptr) {
+      Close(Cat("client gone, and its parameters failed: ", error->message));
+      return;
+    }
+    state_ = State::kResetting;
+    codec_->SendReset();
+    stream_.Flush();
+    return;
+  }
   if (state_ == State::kApplying) {
     ClientSession* client = client_;
     if (error != nullptr) {
@@ -184,10 +195,14 @@ void ServerConn::Detach() {
   if (state_ != State::kActive && state_ != State::kApplying && state_ != State::kReadingBack) {
     return;
   }
-  // A transaction left open is fine: the reset ends it. A request in flight is not, ours or the
-  // client's: its answer would reach the next client.
-  if (state_ != State::kActive || client == nullptr || outstanding_ != 0 ||
-      client->mid_request()) {
+  // A transaction left open is fine: the reset ends it. A request of the client's in flight is
+  // not: its answer would reach the next client. One of our own (setting or reading back
+  // parameters) is simply waited for (OnInternalDone resets then).
+  if ((state_ == State::kApplying || state_ == State::kReadingBack) && client != nullptr &&
+      outstanding_ == 0 && !client->mid_request()) {
+    return;
+  }
+  if (state_ != State::kActive || client == nullptr || outstanding_ != 0 || client->mid_request()) {
     Close("client left in the middle of a request");
     return;
   }

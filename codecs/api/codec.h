@@ -175,6 +175,10 @@ class ClientCodec {
   virtual void CompleteLogin(const ParamList& server_params) = 0;
   // The key a cancel request from this client will carry (valid after CompleteLogin).
   virtual std::string CancelKey() const = 0;
+  // Transaction pooling: whether the message at the front of `in` (the start of the client's next
+  // request, while it has no server) needs one; false for a goodbye (PostgreSQL Terminate, MySQL
+  // COM_QUIT), which the codec then handles without a server.
+  virtual bool NeedsServer(ByteView in) const { return true; }
   // True when the client has sent part of a request (a message, or messages, not yet ended by the
   // message that asks for a response): its server is then not safe to reuse.
   virtual bool MidRequest() const = 0;

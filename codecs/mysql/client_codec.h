@@ -47,6 +47,11 @@ class ClientCodec final : public codec::ClientCodec {
   void CompleteLogin(const ParamList& server_params) override;
   std::string CancelKey() const override;
   bool MidRequest() const override { return mid_request_ || forward_left_ > 0; }
+  bool NeedsServer(ByteView in) const override {
+    // A COM_QUIT: sequence id 0, command byte 0x01.
+    return state_ != State::kRunning || forward_left_ > 0 || continued_ ||
+           in.size() <= kHeaderLen || in[3] != 0 || in[kHeaderLen] != kComQuit;
+  }
   void SendError(ProxyError error, std::string_view message) override;
   void SendServerError(const WireError& error) override;
   void AnswerKill(bool found, std::string_view target_key) override;

@@ -26,6 +26,9 @@ class ClientCodec final : public codec::ClientCodec {
   void CompleteLogin(const ParamList& server_params) override;
   std::string CancelKey() const override { return cancel_key_; }
   bool MidRequest() const override { return mid_request_ || forward_left_ > 0; }
+  bool NeedsServer(ByteView in) const override {
+    return state_ != State::kRunning || forward_left_ > 0 || in.empty() || in[0] != 'X';
+  }
   void SendError(ProxyError error, std::string_view message) override;
   void SendServerError(const WireError& error) override;
 

@@ -5,12 +5,16 @@ the limit queue for connection_borrow_timeout, then get SQLSTATE 53300."""
 import threading
 import time
 
+import pytest
+
 from wphelpers import ActivitySampler, connect_direct, connect_proxy, count_backend_connections, scalar
 from wpwire import PgError, try_login
 
 
-def test_1000_sequential_connections_reuse_5_backends(env, wirepool, config, role):
-    wp = wirepool(config([(role.name, role.password)], max_backend_connections=5))
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_1000_sequential_connections_reuse_5_backends(env, wirepool, config, role, pool_mode):
+    wp = wirepool(config([(role.name, role.password)], max_backend_connections=5,
+                         pool_mode=pool_mode))
     pids = set()
     start = time.monotonic()
     with ActivitySampler(env, role.name, interval=0.05) as sampler:

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pymysql
+import pytest
 
 from mysqlhelpers import (
     ER_CON_COUNT_ERROR,
@@ -21,10 +22,13 @@ from mysqlhelpers import (
 )
 
 
-def test_1000_sequential_connections_reuse_5_backends(my_env, my_proxy, proxy_only):
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_1000_sequential_connections_reuse_5_backends(my_env, my_proxy, proxy_only, pool_mode):
+    # In transaction pooling a client that says goodbye between transactions must not need (and
+    # so never lose) a server for it.
     env = my_env
     user = env["WP_MY_NATIVE_USER"]
-    target = my_proxy(max_backend_connections=5)
+    target = my_proxy(max_backend_connections=5, pool_mode=pool_mode)
     proxy_only(target, "backend reuse")
     seen = set()  # CONNECTION_ID() through the proxy: backend thread ids
     client_ids = set()  # wirepool's own ids from the handshakes
