@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "codec_feeder.h"
 #include "codec_test_driver.h"
 #include "codecs/api/codec.h"
 #include "codecs/api/session.h"
@@ -105,90 +106,8 @@ std::string ColumnDef(std::string_view name) {
 // ---------------------------------------------------------------------------------------------
 // Feeding and logging
 
-enum class Cut { kWhole, kBytewise, kRandom };
-
-// Feeds bytes to `step` cut as asked, coalescing what was forwarded and consumed into log lines
-// between the other events. Stops at kStop.
-class Feeder {
- public:
-  Feeder(Cut cut, uint32_t seed) : cut_(cut), rng_(seed) {}
-
-  void Feed(std::string_view bytes, const std::function<Step(ByteView)>& step) {
-    while (!bytes.empty() && !stopped_) {
-      size_t n = bytes.size();
-      if (cut_ == Cut::kBytewise) {
-        n = 1;
-      } else if (cut_ == Cut::kRandom) {
-        n = std::min<size_t>(bytes.size(), rng_() % 2 == 0 ? 1 + rng_() % 7 : 1 + rng_() % 64);
-      }
-      buf_.append(bytes.substr(0, n));
-      bytes.remove_prefix(n);
-      Pump(step);
-    }
-  }
-  void Add(std::string event) {
-    Flush();
-    events_.push_back(std::move(event));
-  }
-  std::vector<std::string> Take() {
-    Add(Cat("end buffered=", buf_.size()));
-    return std::move(events_);
-  }
-  const std::string& forwarded() const { return all_forwarded_; }
-
- private:
-  void Pump(const std::function<Step(ByteView)>& step) {
-    while (!buf_.empty() && !stopped_) {
-      Step s = step(AsBytes(buf_));
-      if (s.verdict == Verdict::kNeedMore) {
-        EXPECT_GT(s.bytes, buf_.size()) << "kNeedMore must ask for more than is there";
-        return;
-      }
-      if (s.verdict == Verdict::kStop || s.verdict == Verdict::kPause) {
-        Add(s.verdict == Verdict::kStop ? "stop" : "pause");
-        stopped_ = true;
-        return;
-      }
-      if (s.bytes == 0 || s.bytes > buf_.size()) {
-        ADD_FAILURE() << "a Step took " << s.bytes << " of " << buf_.size() << " bytes";
-        stopped_ = true;
-        return;
-      }
-      if (s.verdict == Verdict::kForward) {
-        if (consumed_ > 0) {
-          Flush();
-        }
-        forward_.append(buf_, 0, s.bytes);
-      } else {
-        if (!forward_.empty()) {
-          Flush();
-        }
-        consumed_ += s.bytes;
-      }
-      buf_.erase(0, s.bytes);
-    }
-  }
-  void Flush() {
-    if (!forward_.empty()) {
-      all_forwarded_ += forward_;
-      events_.push_back(Cat("forward ", Hex(forward_)));
-      forward_.clear();
-    }
-    if (consumed_ > 0) {
-      events_.push_back(Cat("consume ", consumed_));
-      consumed_ = 0;
-    }
-  }
-
-  Cut cut_;
-  std::mt19937 rng_;
-  std::string buf_;
-  std::string forward_;
-  std::string all_forwarded_;
-  size_t consumed_ = 0;
-  bool stopped_ = false;
-  std::vector<std::string> events_;
-};
+using ::wirepool::codec::testing::Cut;
+using ::wirepool::codec::testing::Feeder;
 
 ServerLogin Login(bool deprecate_eof = true) {
   ServerLogin login;
