@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "proto/config.pb.h"
@@ -141,6 +142,30 @@ struct SecretForms {
 
 const std::string* IfSet(bool has, const std::string& value) { return has ? &value : nullptr; }
 
+// A startup parameter's name: a setting's name as both protocols spell them (a PostgreSQL
+// custom setting has a dot, `app.tenant`), and none of the PostgreSQL startup packet's own keys.
+absl::Status CheckParameterName(absl::string_view name) {
+  const bool plain =
+      !name.empty() && !absl::ascii_isdigit(static_cast<unsigned char>(name[0])) &&
+      std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+      });
+  if (!plain) {
+    return absl::InvalidArgumentError(
+        "not a parameter name (letters, digits, '_' and '.', not starting with a digit)");
+  }
+  static constexpr absl::string_view kReserved[] = {"user", "database", "replication", "options",
+                                                    "schema"};
+  for (absl::string_view reserved : kReserved) {
+    if (absl::EqualsIgnoreCase(name, reserved)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", reserved,
+          "' is part of the login, not a session parameter (give each setting its own key)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 class Validator {
  public:
   Validator(YamlErrors* errors, const LoadOptions& options, std::filesystem::path base_dir)
@@ -180,6 +205,7 @@ class Validator {
     if (config.proxies_size() == 0) {
       errors_.Add("proxies", "at least one proxy is required");
     }
+    CheckMysqlParameterNames(config);
     absl::flat_hash_map<std::string, int> proxy_index;
     absl::flat_hash_map<std::string, int> listen_index;
     for (int i = 0; i < config.proxies_size(); ++i) {
@@ -200,6 +226,33 @@ class Validator {
   }
 
  private:
+  // MySQL system variables have no dot in their names; a PostgreSQL custom setting does.
+  void CheckMysqlParameterNames(const Config& config) {
+    int mysql = -1;
+    for (int i = 0; i < config.proxies_size() && mysql < 0; ++i) {
+      if (config.proxies(i).protocol() == "mysql") {
+        mysql = i;
+      }
+    }
+    if (mysql < 0) {
+      return;
+    }
+    for (int i = 0; i < config.users_size(); ++i) {
+      std::vector<std::string> names;
+      for (const auto& [name, value] : config.users(i).startup_parameters()) {
+        names.push_back(name);
+      }
+      std::sort(names.begin(), names.end());
+      for (const std::string& name : names) {
+        if (absl::StrContains(name, '.')) {
+          errors_.Add(absl::StrCat("users[", i, "].startup_parameters.", name),
+                      absl::StrCat("not a MySQL system variable name (proxies[", mysql,
+                                   "] is a mysql proxy)"));
+        }
+      }
+    }
+  }
+
   void CheckUnique(absl::string_view kind, absl::string_view list, const std::string& name,
                    int index, const std::string& path,
                    absl::flat_hash_map<std::string, int>* seen) {
@@ -241,6 +294,20 @@ class Validator {
         /*required=*/false);
     settings.backend_password =
         backend_password.has_value() ? std::move(*backend_password) : settings.password;
+    // A proto map has no order: by name, so that settings and errors come out the same each time.
+    std::vector<std::pair<std::string, std::string>> parameters(user.startup_parameters().begin(),
+                                                                user.startup_parameters().end());
+    std::sort(parameters.begin(), parameters.end());
+    for (const auto& [name, value] : parameters) {
+      const std::string where = absl::StrCat(path, ".startup_parameters.", name);
+      if (absl::Status st = CheckParameterName(name); !st.ok()) {
+        errors_.Add(where, st.message());
+      } else if (absl::StrContains(value, '\0')) {
+        errors_.Add(where, "the value must not hold a NUL byte");
+      } else {
+        settings.startup_parameters.emplace_back(name, value);
+      }
+    }
     return settings;
   }
 
@@ -331,6 +398,21 @@ class Validator {
             &settings.idle_transaction_timeout);
     Limit(proxy.has_max_waiting_clients(), proxy.max_waiting_clients(),
           path + ".max_waiting_clients", &settings.max_waiting_clients);
+    if (proxy.has_max_prepared_statements()) {
+      settings.max_prepared_statements = proxy.max_prepared_statements();  // 0: no limit
+    }
+    for (int i = 0; i < proxy.init_sql_size(); ++i) {
+      const std::string& sql = proxy.init_sql(i);
+      const std::string where = absl::StrCat(path, ".init_sql[", i, "]");
+      if (absl::StripAsciiWhitespace(sql).empty()) {
+        errors_.Add(where, "empty statement");
+      } else if (absl::StrContains(sql, '\0')) {
+        errors_.Add(where, "must not hold a NUL byte");
+      } else {
+        settings.init_sql.push_back(sql);
+      }
+    }
+    CheckPinAsError(proxy, path, &settings);
 
     if (proxy.backends_size() == 0) {
       errors_.Add(path + ".backends", "at least one backend (host:port) is required");
@@ -401,6 +483,27 @@ class Validator {
         return;
       }
       settings->server_reset = *std::move(reset);
+    }
+  }
+
+  void CheckPinAsError(const Proxy& proxy, const std::string& path, ProxySettings* settings) {
+    const std::vector<std::string>& known = options_.pin_reasons;
+    for (int i = 0; i < proxy.pin_as_error_size(); ++i) {
+      const std::string& reason = proxy.pin_as_error(i);
+      const std::string where = absl::StrCat(path, ".pin_as_error[", i, "]");
+      if (!known.empty() && std::find(known.begin(), known.end(), reason) == known.end()) {
+        errors_.Add(where, absl::StrCat("unknown pin reason '", reason,
+                                        "' (expected one of: ", absl::StrJoin(known, ", "), ")"));
+        continue;
+      }
+      if (std::find(settings->pin_as_error.begin(), settings->pin_as_error.end(), reason) ==
+          settings->pin_as_error.end()) {
+        settings->pin_as_error.push_back(reason);
+      }
+    }
+    if (!settings->pin_as_error.empty() && settings->pool_mode != "transaction") {
+      errors_.Add(path + ".pin_as_error",
+                  "applies only to pool_mode transaction (a session keeps its server anyway)");
     }
   }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,8 @@ struct UserSettings {
   std::string backend_password;  // defaults to password
   // Derived once at load from password with a fresh random 16-byte salt and 4096 iterations.
   crypto::ScramKeys scram;
+  // Session parameters every backend connection of this user starts with, sorted by name.
+  std::vector<std::pair<std::string, std::string>> startup_parameters;
 };
 
 struct ProxySettings {
@@ -54,6 +57,13 @@ struct ProxySettings {
   std::string client_auth;
   // As checked by LoadOptions::check_server_reset; empty means the protocol's default.
   std::string server_reset;
+  // Statements run one by one on every new backend connection after login, and after every reset.
+  std::vector<std::string> init_sql;
+  // Transaction pooling: pin reasons (as LoadOptions::pin_reasons names them) whose statements
+  // are refused instead of pinning.
+  std::vector<std::string> pin_as_error;
+  // Transaction pooling: prepared statements kept per server connection (0 = no limit).
+  uint32_t max_prepared_statements = 200;
 };
 
 struct Settings {
@@ -78,6 +88,9 @@ struct LoadOptions {
   std::function<absl::StatusOr<std::string>(std::string_view protocol,
                                             std::string_view server_reset)>
       check_server_reset;
+  // The pin reasons `pin_as_error` may name (codecs/api/session.h PinReasonName). When empty, any
+  // name is accepted.
+  std::vector<std::string> pin_reasons;
 };
 
 // Reads and loads a config file. A relative password_file / backend_password_file is taken

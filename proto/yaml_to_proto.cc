@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "proto/config.pb.h"
 #include "yaml-cpp/yaml.h"
 
 namespace wirepool::config {
@@ -229,6 +230,12 @@ class YamlReader {
     }
     if (!field->is_repeated()) {
       ReadValue(value, path, line, field, message);
+      return;
+    }
+    if (value.IsScalar() && field->options().GetExtension(one_or_list)) {
+      // One item written without the list around it (`init_sql: SET ...`).
+      errors_->NoteLine(absl::StrCat(path, "[0]"), line);
+      ReadValue(value, absl::StrCat(path, "[0]"), line, field, message);
       return;
     }
     if (!value.IsSequence()) {

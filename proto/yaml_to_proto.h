@@ -1,11 +1,12 @@
 #pragma once
 
 // Reads YAML into any protobuf message by reflection: a YAML map's keys are the message's field
-// names, a list fills a repeated field, a map fills a proto map, and a google.protobuf.Duration is
-// written as text such as 5s, 250ms or 1m30s. Unknown and duplicate keys, values of the wrong type
-// and a second member of a oneof are problems; every one found is collected in a YamlErrors, each
-// as `<yaml path> (line N): <message>`, e.g. `proxies[0].listen (line 7): expected a string, got a
-// list`. The text of a string value never appears in a message: it may be a secret.
+// names, a list fills a repeated field (so does a single value, when the field carries the option
+// `(wirepool.config.one_or_list) = true`), a map fills a proto map, and a google.protobuf.Duration
+// is written as text such as 5s, 250ms or 1m30s. Unknown and duplicate keys, values of the wrong
+// type and a second member of a oneof are problems; every one found is collected in a YamlErrors,
+// each as `<yaml path> (line N): <message>`, e.g. `proxies[0].listen (line 7): expected a string,
+// got a list`. The text of a string value never appears in a message: it may be a secret.
 
 #include <string>
 #include <string_view>

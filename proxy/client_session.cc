@@ -62,6 +62,17 @@ absl::Status ClientSession::Accept(uv_stream_t* server) {
   options.server_params = proxy_.server_params();
   options.connection_id = static_cast<uint32_t>(id_);
   options.classify = transaction_mode();
+  if (options.classify) {
+    for (const std::string& reason : proxy_.settings().pin_as_error) {
+      for (size_t i = 0; i < codec::kPinReasonCount; ++i) {
+        auto pin = static_cast<codec::PinReason>(i);
+        if (codec::PinReasonName(pin) == reason) {
+          refuse_pins_ |= codec::PinBit(pin);
+        }
+      }
+    }
+    options.refuse_pins = refuse_pins_;
+  }
   options.peer_host = stream_.peer().substr(0, stream_.peer().rfind(':'));
   codec_ = proxy_.protocol().NewClientCodec(options, *this);
   users_ = proxy_.users();
@@ -87,7 +98,8 @@ void ClientSession::Drive() {
   }
   if (logged_in_ && state_ != State::kActive) {
     // Between transactions the codec reads nothing until a server is there to take it: the
-    // first byte of the next request is what asks for one. A goodbye needs none.
+    // first byte of the next request is what asks for one. A goodbye needs none, nor does a
+    // message the codec answers itself (MySQL COM_STMT_CLOSE).
     bool goodbye = state_ == State::kIdle && !stream_.input().empty() &&
                    !codec_->NeedsServer(stream_.input().view());
     if (!goodbye) {
@@ -110,10 +122,16 @@ void ClientSession::Drive() {
             server_->Forward(std::move(bytes));
           }
         },
-        [this] { return state_ != State::kClosed; });
+        // Without a server the codec takes one message at a time: each one after it is asked
+        // again whether it needs a server.
+        [this] { return state_ != State::kClosed && !(logged_in_ && state_ == State::kIdle); });
   } while (redrive_ && state_ != State::kClosed && exit != PumpExit::kStopped);
   driving_ = false;
   if (state_ == State::kClosed) {
+    return;
+  }
+  if (state_ == State::kIdle && exit == PumpExit::kStopped && !stream_.input().empty()) {
+    Drive();
     return;
   }
   stream_.Flush();
@@ -129,7 +147,13 @@ void ClientSession::Drive() {
     Close("client message too large");
     return;
   }
+  awaiting_server_ = exit == PumpExit::kPaused && state_ == State::kActive;
   UpdateIdleTransactionTimer();
+  if (!awaiting_server_) {
+    // The codec may have answered the client itself (or taken a message that has no answer):
+    // then no server output follows to release the server.
+    MaybeRelease();
+  }
 }
 
 void ClientSession::ResumeReading() {
@@ -233,6 +257,12 @@ void ClientSession::OnRequestEffects(const codec::RequestEffects& effects) {
   next_effects_.Merge(effects);
 }
 
+void ClientSession::OnRequestRefused(const codec::RequestEffects& effects) {
+  proxy_.CountError("pin_as_error");
+  spdlog::info("conn={} proxy={} statement refused ({} listed in pin_as_error): {}", name(),
+               proxy_.settings().name, PinNames(effects.pins & refuse_pins_), effects.statement);
+}
+
 void ClientSession::SendToServer(std::string_view bytes) {
   if (server_ != nullptr && state_ == State::kActive) {
     server_->Write(bytes);
@@ -243,6 +273,14 @@ bool ClientSession::ServerHasStatement(std::string_view key) {
   return server_ != nullptr && server_->codec().HasStatement(key);
 }
 
+bool ClientSession::ServerIsQuiet() {
+  return server_ != nullptr && server_->codec().Quiet();
+}
+
+codec::ServerStatement ClientSession::FindServerStatement(std::string_view key) {
+  return server_ != nullptr ? server_->codec().FindStatement(key) : codec::ServerStatement{};
+}
+
 void ClientSession::OnStatementMessage(const codec::StatementNote& note) {
   if (server_ != nullptr) {
     server_->NoteStatementMessage(note);
@@ -251,7 +289,7 @@ void ClientSession::OnStatementMessage(const codec::StatementNote& note) {
 
 void ClientSession::OnRequestEnd(uint32_t tag) {
   if (transaction_mode()) {
-    sent_.push_back(SentRequest{std::move(next_effects_)});
+    sent_.push_back(SentRequest{std::move(next_effects_), tag});
     next_effects_ = {};
   }
   if (server_ != nullptr) {
@@ -271,6 +309,7 @@ void ClientSession::OnServerRequestDone() {
   }
   SentRequest done = std::move(sent_.front());
   sent_.pop_front();
+  codec_->OnRequestAnswered(done.tag, done.failed);
   codec::RequestEffects& e = done.effects;
   // Whatever the request did to parameters, even if it failed half-way, the server knows: it is
   // read back once the transaction is over.
@@ -283,6 +322,14 @@ void ClientSession::OnServerRequestDone() {
     for (const auto& [name, value] : params_) {
       if (std::find(read_back_.begin(), read_back_.end(), name) == read_back_.end()) {
         read_back_.push_back(name);
+      }
+    }
+    // What init_sql or the user's startup parameters set is gone from the session too.
+    if (server_ != nullptr) {
+      for (std::string& name : server_->codec().BaselineNames()) {
+        if (std::find(read_back_.begin(), read_back_.end(), name) == read_back_.end()) {
+          read_back_.push_back(std::move(name));
+        }
       }
     }
   }
@@ -343,7 +390,16 @@ void ClientSession::ForgetSessionState() {
 }
 
 void ClientSession::AfterServerOutput() {
-  if (!transaction_mode() || state_ != State::kActive || server_ == nullptr) {
+  if (awaiting_server_ && state_ == State::kActive && server_ != nullptr) {
+    awaiting_server_ = false;
+    Drive();  // which releases the server if it may
+    return;
+  }
+  MaybeRelease();
+}
+
+void ClientSession::MaybeRelease() {
+  if (!transaction_mode() || state_ != State::kActive || server_ == nullptr || driving_) {
     return;
   }
   UpdateIdleTransactionTimer();

@@ -91,8 +91,11 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void OnAuthFailed(std::string_view reason) override;
   void OnRequestEnd(uint32_t tag) override;
   void OnRequestEffects(const codec::RequestEffects& effects) override;
+  void OnRequestRefused(const codec::RequestEffects& effects) override;
   void SendToServer(std::string_view bytes) override;
   bool ServerHasStatement(std::string_view key) override;
+  codec::ServerStatement FindServerStatement(std::string_view key) override;
+  bool ServerIsQuiet() override;
   void OnStatementMessage(const codec::StatementNote& note) override;
   void OnKill(std::string_view target_key, bool whole_connection) override;
   void OnTerminate() override;
@@ -101,10 +104,13 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
  private:
   struct SentRequest {
     codec::RequestEffects effects;
+    uint32_t tag = 0;
     bool failed = false;
   };
 
   void Drive();
+  // Transaction pooling: gives the server back if the release rule holds.
+  void MaybeRelease();
   bool transaction_mode() const;
   // Asks the pool for a server (state kWaiting), within the borrow timeout and the wait cap.
   void BorrowServer();
@@ -130,6 +136,9 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   bool driving_ = false;
   bool redrive_ = false;
   bool logged_in_ = false;  // CompleteLogin ran for the current login
+  // The codec paused for the server (a statement it prepares there first): the server's next
+  // output drives it again.
+  bool awaiting_server_ = false;
 
   // Transaction pooling.
   codec::ParamList params_;
@@ -137,6 +146,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   std::deque<SentRequest> sent_;        // forwarded, not answered yet
   codec::PinSet pins_ = 0;
   codec::PinSet pins_logged_ = 0;       // reasons already explained in the log
+  codec::PinSet refuse_pins_ = 0;       // pin_as_error, as this client's codec applies it
   std::vector<std::string> read_back_;  // parameters to read back before the server goes
   int cancels_in_flight_ = 0;
   core::Timer idle_tx_timer_;

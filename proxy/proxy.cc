@@ -251,6 +251,17 @@ void ProxyInstance::OnServerConnectFailed(ServerConn& server, std::string_view w
   OnServerClosed(server);
 }
 
+void ProxyInstance::OnServerSetupFailed(ServerConn& server, std::string_view message) {
+  Pool& pool = server.pool();
+  --pool.connecting;
+  if (!pool.waiters.empty()) {
+    ClientSession* client = pool.waiters.front();
+    pool.waiters.pop_front();
+    client->FailWith(codec::ProxyError::kServerUnavailable, message);
+  }
+  OnServerClosed(server);
+}
+
 void ProxyInstance::OnServerClosed(ServerConn& server) {
   auto it = servers_.find(&server);
   if (it == servers_.end()) {

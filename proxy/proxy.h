@@ -84,6 +84,8 @@ class ProxyInstance {
   void OnServerIdle(ServerConn& server);
   void OnServerLoginFailed(ServerConn& server, const codec::WireError& error);
   void OnServerConnectFailed(ServerConn& server, std::string_view why);
+  // A new server's setup (startup_parameters, init_sql) failed; `message` is for its first waiter.
+  void OnServerSetupFailed(ServerConn& server, std::string_view message);
   // A server is gone (its Close ran); forget it.
   void OnServerClosed(ServerConn& server);
   void OnClientClosed(ClientSession& client);

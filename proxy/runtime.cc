@@ -67,6 +67,9 @@ config::LoadOptions DefaultLoadOptions() {
         Av(Cat("server_reset '", method, "' is not supported by protocol '", protocol,
                "' (supported: ", known, ")")));
   };
+  for (size_t i = 0; i < codec::kPinReasonCount; ++i) {
+    options.pin_reasons.emplace_back(codec::PinReasonName(static_cast<codec::PinReason>(i)));
+  }
   return options;
 }
 

@@ -1,6 +1,9 @@
 #include "proxy/server_conn.h"
 #include "core/strings.h"
 
+#include <algorithm>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "proxy/client_session.h"
@@ -36,11 +39,27 @@ void ServerConn::Connect() {
   login.password = user != nullptr ? user->backend_password : "";
   login.random = [this](uint8_t* out, size_t len) { proxy_.Random(out, len); };
   login.reset_method = proxy_.settings().server_reset;
-  // The first waiter's parameters become this connection's baseline; others are SET on attach.
+  login.max_prepared_statements = proxy_.settings().max_prepared_statements;
+  login.transaction_pooling = proxy_.settings().pool_mode == "transaction";
+  if (user != nullptr) {
+    startup_parameters_ = user->startup_parameters;
+  }
+  init_sql_ = proxy_.settings().init_sql;
+  // The user's startup parameters, then the first waiter's own, become this connection's
+  // baseline (a waiter's value for a parameter the user's list names is SET on attach, so the
+  // list stays the baseline); others are SET on attach.
+  login.params = startup_parameters_;
   if (!pool_.waiters.empty()) {
     const codec::StartupInfo& first = pool_.waiters.front()->startup();
     login.database = first.database;
-    login.params = first.params;
+    for (const auto& param : first.params) {
+      bool listed =
+          std::any_of(startup_parameters_.begin(), startup_parameters_.end(),
+                      [&](const auto& p) { return absl::EqualsIgnoreCase(p.first, param.first); });
+      if (!listed) {
+        login.params.push_back(param);
+      }
+    }
     login.options = first.login_options;
   }
   codec_ = proxy_.protocol().NewServerCodec(login, *this);
@@ -60,11 +79,77 @@ void ServerConn::OnConnected(core::TcpStream&, const absl::Status&) {
 }
 
 void ServerConn::OnLoginComplete() {
-  connect_timer_.Stop();
   spdlog::debug("conn={} server={} logged in to {}", name(), pool_.name, stream_.peer());
+  BeginSetup(/*after_reset=*/false);
+}
+
+void ServerConn::BeginSetup(bool after_reset) {
+  setup_after_reset_ = after_reset;
+  setup_step_ = 0;
+  if (startup_parameters_.empty() && init_sql_.empty()) {
+    FinishSetup();
+    return;
+  }
+  state_ = State::kSettingUp;
+  NextSetupStep();
+}
+
+void ServerConn::NextSetupStep() {
+  while (state_ == State::kSettingUp) {
+    const size_t step = setup_step_++;
+    bool sent = true;
+    if (step == 0) {
+      // MySQL SETs them; PostgreSQL had them in the startup packet (and DISCARD ALL keeps them).
+      sent = codec_->ApplyParameters(startup_parameters_);
+    } else if (step <= init_sql_.size()) {
+      codec_->SendInternalQuery(init_sql_[step - 1]);
+    } else if (step == init_sql_.size() + 1) {
+      sent = codec_->SendBaseline(init_sql_);
+    } else {
+      FinishSetup();
+      return;
+    }
+    if (sent) {
+      stream_.Flush();
+      return;  // OnInternalDone goes on
+    }
+  }
+}
+
+void ServerConn::FinishSetup() {
+  if (setup_after_reset_) {
+    if (PastLifetime()) {
+      Close("server_lifetime reached");
+      return;
+    }
+    MarkIdle(proxy_.now_ms());
+    proxy_.OnServerIdle(*this);
+    return;
+  }
+  connect_timer_.Stop();
   MarkIdle(proxy_.now_ms());
   proxy_.set_server_params(codec_->Parameters());
   proxy_.OnServerLoggedIn(*this);
+}
+
+void ServerConn::SetupFailed(const codec::WireError& error) {
+  // Which step failed; never the statement's text, which may hold a secret.
+  const size_t step = setup_step_ - 1;
+  std::string what = step == 0                  ? std::string("setting startup_parameters")
+                     : step <= init_sql_.size() ? Cat("init_sql[", step - 1, "]")
+                                                : std::string("reading back what init_sql set");
+  spdlog::warn("conn={} server={} {} failed{}: {} {}", name(), pool_.name, what,
+               setup_after_reset_ ? " after a reset" : "", error.code, error.message);
+  proxy_.CountError("server_setup_failed");
+  if (setup_after_reset_) {
+    Close(Cat(what, " failed after a reset"));
+    return;
+  }
+  connect_timer_.Stop();
+  state_ = State::kClosed;
+  stream_.Close();
+  proxy_.OnServerSetupFailed(*this, Cat("wirepool could not set up a server connection: ", what,
+                                        " failed: ", error.code, " ", error.message));
 }
 
 void ServerConn::OnLoginFailed(const codec::WireError& error) {
@@ -138,7 +223,21 @@ void ServerConn::OnParameterStatus(std::string_view name, std::string_view value
   }
 }
 
+void ServerConn::SendToClient(std::string_view bytes) {
+  if (client_ != nullptr && state_ == State::kActive) {
+    client_->SendToClient(bytes);
+  }
+}
+
 void ServerConn::OnInternalDone(const codec::WireError* error) {
+  if (state_ == State::kSettingUp) {
+    if (error != nullptr) {
+      SetupFailed(*error);
+      return;
+    }
+    NextSetupStep();
+    return;
+  }
   if ((state_ == State::kApplying || state_ == State::kReadingBack) && client_ == nullptr) {
     // The client left while our own request ran: now that it is answered, reset and pool.
     if (error != nullptr) {
@@ -184,8 +283,7 @@ void ServerConn::OnInternalDone(const codec::WireError* error) {
       Close("server_lifetime reached");
       return;
     }
-    MarkIdle(proxy_.now_ms());
-    proxy_.OnServerIdle(*this);
+    BeginSetup(/*after_reset=*/true);  // then pooled
   }
 }
 
@@ -297,7 +395,8 @@ void ServerConn::Close(std::string_view reason) {
   state_ = State::kClosed;
   connect_timer_.Stop();
   stream_.Close();
-  if (was == State::kConnecting || was == State::kLogin) {
+  if (was == State::kConnecting || was == State::kLogin ||
+      (was == State::kSettingUp && !setup_after_reset_)) {
     proxy_.OnServerConnectFailed(*this, reason);
     return;
   }

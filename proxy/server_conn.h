@@ -21,11 +21,14 @@ struct Pool;
 
 class ServerConn final : public core::TcpStreamHandler, public codec::ServerCodecSink {
  public:
-  // kApplying: setting a client's parameters before it gets the connection; kReadingBack:
-  // reading back what a client's statements changed before the connection goes back.
+  // kSettingUp: the proxy's own setup after login or a reset (the user's startup_parameters,
+  // init_sql, reading back the baseline they leave); kApplying: setting a client's parameters
+  // before it gets the connection; kReadingBack: reading back what a client's statements changed
+  // before the connection goes back.
   enum class State {
     kConnecting,
     kLogin,
+    kSettingUp,
     kIdle,
     kActive,
     kApplying,
@@ -91,12 +94,19 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void OnReadyForQuery(codec::TxState state) override;
   void OnRequestFailed() override;
   void OnParameterStatus(std::string_view name, std::string_view value) override;
+  void SendToClient(std::string_view bytes) override;
   void OnInternalDone(const codec::WireError* error) override;
   void OnProtocolError(const absl::Status& status) override;
 
  private:
   void Drive();
   bool PastLifetime() const;
+  // The proxy's setup of a fresh session (after login, or after a reset), one request at a time:
+  // the user's startup parameters, each init_sql statement, then the baseline read-back.
+  void BeginSetup(bool after_reset);
+  void NextSetupStep();
+  void FinishSetup();
+  void SetupFailed(const codec::WireError& error);
 
   ProxyInstance& proxy_;
   Pool& pool_;
@@ -111,6 +121,11 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   uint64_t created_ms_ = 0;
   uint64_t idle_since_ms_ = 0;
   bool driving_ = false;
+  // Setup, as it was when the connection was opened (a reload changes new connections only).
+  codec::ParamList startup_parameters_;
+  std::vector<std::string> init_sql_;
+  size_t setup_step_ = 0;
+  bool setup_after_reset_ = false;
 };
 
 }  // namespace wirepool::proxy

@@ -13,6 +13,8 @@ struct User {
   codec::UserSecret secret;  // what a client must prove
   std::string backend_user;
   std::string backend_password;
+  // Session parameters every backend connection of this user starts with (its baseline).
+  codec::ParamList startup_parameters;
 };
 
 // Users as loaded from the config. Immutable: a reload builds a new table, and a client in the

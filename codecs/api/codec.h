@@ -33,8 +33,11 @@ enum class Verdict {
   kNeedMore,  // `bytes` is how many contiguous bytes it needs before it can decide
   kForward,   // pass the first `bytes` bytes unchanged to the peer
   kConsume,   // the codec handled the first `bytes` bytes itself; drop them
-  kPause,     // the codec waits for the proxy (e.g. an answer to OnStartup); keep the input
-  kStop,      // the codec reported a terminal event to its sink; feed nothing more
+  // The codec waits for the proxy (an answer to OnStartup), or for the client's server (a
+  // statement it prepares first; MidRequest() holds meanwhile, and the proxy feeds the input again
+  // after the server's next output); keep the input.
+  kPause,
+  kStop,  // the codec reported a terminal event to its sink; feed nothing more
 };
 
 struct Step {
@@ -92,13 +95,37 @@ struct StartupInfo {
 // keeps which keys its server has.
 struct StatementNote {
   enum Kind : uint8_t {
-    kPrepare,  // a Parse: answered by ParseComplete unless an earlier error skips it
+    kPrepare,  // a Parse / COM_STMT_PREPARE: answered unless an earlier error skips it
     kClose,    // a Close: answered by CloseComplete unless an earlier error skips it
     kSync,     // a message that ends a request (its answer ends with ReadyForQuery)
+    kUse,      // a request runs the statement (MySQL COM_STMT_EXECUTE); `data`: what it binds
   };
+  StatementNote() = default;
+  StatementNote(Kind k, bool f, std::string statement_key, std::string extra = {})
+      : kind(k), forward(f), key(std::move(statement_key)), data(std::move(extra)) {}
+
   Kind kind = kSync;
   bool forward = true;  // the client sent (or stands for) this message and expects its answer
   std::string key;      // the statement's key, empty for the client's own unnamed ones
+  // Protocol-defined (MySQL: with kPrepare the client's id for the statement, which the answer
+  // must carry; with kUse the parameter types bound, empty when the request binds none).
+  std::string data;
+};
+
+// Transaction pooling: a statement as one server holds it, for protocols whose servers choose
+// the statements' handles (MySQL statement ids), so that a client's request can name it there.
+struct ServerStatement {
+  enum Status : uint8_t {
+    kAbsent,     // the server does not have it
+    kPreparing,  // a prepare of it is on its way
+    kReady,      // prepared: `handle` names it
+    kFailed,     // the last prepare failed: `error` holds the server's error
+  };
+  Status status = kAbsent;
+  std::string handle;   // the server's name for it (MySQL: the statement id, decimal)
+  uint32_t params = 0;  // how many parameters it takes
+  std::string bound;    // protocol-defined: what was bound to it last (MySQL: parameter types)
+  std::string error;    // kFailed: the error exactly as received, in the codec's own framing
 };
 
 // A user's secret as the proxy holds it. The SCRAM keys are derived once when the config is
@@ -132,6 +159,9 @@ class ClientCodecSink {
   // What the request about to end does to the session beyond itself (transaction pooling): given
   // before OnRequestEnd, and only when not empty.
   virtual void OnRequestEffects(const RequestEffects& effects) {}
+  // The codec refused a request whose effects would set one of ClientCodecOptions::refuse_pins
+  // (`pin_as_error`) and has queued its error (RefusalMessage) in the request's place.
+  virtual void OnRequestRefused(const RequestEffects& effects) {}
   // The client asked to stop what another client connection runs (MySQL KILL [QUERY] <id>):
   // `target_key` is that connection's CancelKey. The proxy answers with ClientCodec::AnswerKill.
   virtual void OnKill(std::string_view target_key, bool whole_connection) {}
@@ -144,6 +174,11 @@ class ClientCodecSink {
   virtual bool ServerHasStatement(std::string_view key) { return false; }
   // Transaction pooling: the message about to reach the server (given before it is sent).
   virtual void OnStatementMessage(const StatementNote& note) {}
+  // Transaction pooling: how the client's current server holds the statement `key`.
+  virtual ServerStatement FindServerStatement(std::string_view key) { return {}; }
+  // Transaction pooling: the client's server has answered everything sent to it and is outside a
+  // transaction, so the codec may stand in for a request (ServerCodec::Quiet).
+  virtual bool ServerIsQuiet() { return false; }
   // The client broke the protocol; the codec has already queued its error.
   virtual void OnProtocolError(const absl::Status& status) = 0;
 };
@@ -160,6 +195,10 @@ struct ClientCodecOptions {
   // whole to do so, up to a limit past which it pins the client).
   bool classify = false;
   std::string peer_host;  // the client's address, for messages that name it
+  // Transaction pooling (`pin_as_error`): a request whose classified effects would set one of
+  // these pins is refused with a kNotSupported error naming the reason and the statement; what
+  // the client sent never reaches a server, and the request reports no effects.
+  PinSet refuse_pins = 0;
 };
 
 class ClientCodec {
@@ -188,6 +227,9 @@ class ClientCodec {
   virtual void SendServerError(const WireError& error) = 0;
   // Answers OnKill: done, or no such connection of this user.
   virtual void AnswerKill(bool found, std::string_view target_key) {}
+  // Transaction pooling: the server answered the client's oldest outstanding request (the one
+  // OnRequestEnd tagged `tag`), with an error or not.
+  virtual void OnRequestAnswered(uint32_t tag, bool failed) {}
   // What ServerCodec::ResponseState says of the client's server, given before the proxy speaks
   // into that server's answer (an error when the server is lost mid-response, the answer to a
   // KILL), so that what the proxy sends fits where the answer stands.
@@ -208,6 +250,10 @@ class ServerCodecSink {
   // OnReadyForQuery; at most once per request).
   virtual void OnRequestFailed() {}
   virtual void OnParameterStatus(std::string_view name, std::string_view value) = 0;
+  // Bytes the codec wrote for the client in place of the server's own (MySQL: the answer to a
+  // COM_STMT_PREPARE, carrying the client's statement id); they go out in order with the
+  // forwarded bytes.
+  virtual void SendToClient(std::string_view bytes) {}
   // A request the codec sent itself (SendReset, SendSetParameters) is finished; its response was
   // consumed, never forwarded. `error` is null on success.
   virtual void OnInternalDone(const WireError* error) = 0;
@@ -224,6 +270,12 @@ struct ServerLogin {
   RandomFn random;
   // How SendReset resets the session: one of Protocol::ServerResetMethods (empty: the default).
   std::string reset_method;
+  // Transaction pooling: the most prepared statements of clients' the codec keeps on this server
+  // (`max_prepared_statements`; 0: no limit); past it, the least recently used one is closed.
+  size_t max_prepared_statements = 0;
+  // Transaction pooling: the transaction state must be exact after every request (MySQL: an ERR
+  // packet carries no status flags, so the codec asks the server after one).
+  bool transaction_pooling = false;
 };
 
 class ServerCodec {
@@ -261,12 +313,23 @@ class ServerCodec {
   // SET left behind): each is reported with OnParameterStatus, then OnInternalDone. False when
   // the protocol cannot, or nothing was asked.
   virtual bool SendReadBack(const std::vector<std::string>& names) { return false; }
+  // The proxy's own setup of a new or reset session (the user's startup parameters, then
+  // `init_sql`) is done: what the session has now is its baseline, which ApplyParameters goes
+  // back to for a parameter that no client asks for. `init_sql` is what ran: the codec reads back
+  // the parameters it may have set, each reported with OnParameterStatus, then OnInternalDone.
+  // False when nothing needed reading (the baseline is then taken as it is).
+  virtual bool SendBaseline(const std::vector<std::string>& init_sql) { return false; }
+  // The parameters the baseline sets beyond the server's defaults: a client that resets its own
+  // session (RESET ALL, COM_RESET_CONNECTION) reads these back too.
+  virtual std::vector<std::string> BaselineNames() const { return {}; }
   // Where the answer to the current request stands (MySQL: the next sequence id and the last
   // status flags), opaque to the proxy and handed to ClientCodec::FollowServer. Empty when the
   // protocol needs nothing of the kind.
   virtual std::string ResponseState() const { return {}; }
   // Transaction pooling: the statements this server has (see StatementNote).
   virtual bool HasStatement(std::string_view key) const { return false; }
+  virtual ServerStatement FindStatement(std::string_view key) const { return {}; }
+  virtual bool Quiet() const { return false; }
   virtual void NoteStatementMessage(const StatementNote& note) {}
 };
 

@@ -46,4 +46,32 @@ void RequestEffects::Merge(RequestEffects other) {
   reset_params = reset_params || other.reset_params;
 }
 
+namespace {
+
+std::string PinNames(PinSet pins) {
+  std::string out;
+  for (size_t i = 0; i < kPinReasonCount; ++i) {
+    auto reason = static_cast<PinReason>(i);
+    if (pins & PinBit(reason)) {
+      out += out.empty() ? "" : ",";
+      out += PinReasonName(reason);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string RefusalMessage(const RequestEffects& effects, PinSet refuse_pins) {
+  std::string message = "wirepool: statement refused: it would pin this connection (";
+  message += PinNames(effects.pins);
+  message += ") and pin_as_error lists ";
+  message += PinNames(effects.pins & refuse_pins);
+  if (!effects.statement.empty()) {
+    message += ": ";
+    message += effects.statement;
+  }
+  return message;
+}
+
 }  // namespace wirepool::codec

@@ -55,4 +55,9 @@ struct RequestEffects {
   void Merge(RequestEffects other);
 };
 
+// The error a request gets when its effects would set a pin that `pin_as_error` lists
+// (ClientCodecOptions::refuse_pins): "wirepool: statement refused: it would pin this connection
+// (temp_table) and pin_as_error lists temp_table: CREATE TEMP TABLE t (a int)".
+std::string RefusalMessage(const RequestEffects& effects, PinSet refuse_pins);
+
 }  // namespace wirepool::codec

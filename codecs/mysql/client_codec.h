@@ -12,9 +12,13 @@
 // client_auth.cc (the auth exchange), client_command.cc (commands while running).
 
 #include <cstdint>
+#include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "codecs/api/codec.h"
 #include "codecs/mysql/wire.h"
 
@@ -46,16 +50,16 @@ class ClientCodec final : public codec::ClientCodec {
   void BeginAuth(const UserSecret* secret) override;
   void CompleteLogin(const ParamList& server_params) override;
   std::string CancelKey() const override;
-  bool MidRequest() const override { return mid_request_ || forward_left_ > 0; }
-  bool NeedsServer(ByteView in) const override {
-    // A COM_QUIT: sequence id 0, command byte 0x01.
-    return state_ != State::kRunning || forward_left_ > 0 || continued_ ||
-           in.size() <= kHeaderLen || in[3] != 0 || in[kHeaderLen] != kComQuit;
+  // SEND_LONG_DATA is the start of a request its COM_STMT_EXECUTE ends.
+  bool MidRequest() const override {
+    return mid_request_ || forward_left_ > 0 || awaiting_statement_ || !long_data_.empty();
   }
+  bool NeedsServer(ByteView in) const override;
   void SendError(ProxyError error, std::string_view message) override;
   void SendServerError(const WireError& error) override;
   void AnswerKill(bool found, std::string_view target_key) override;
   void FollowServer(std::string_view response_state) override;
+  void OnRequestAnswered(uint32_t tag, bool failed) override;
 
  private:
   enum class State {
@@ -95,12 +99,27 @@ class ClientCodec final : public codec::ClientCodec {
   // COM_CHANGE_USER: the client logs in again over the same connection.
   Step OnChangeUser(ByteView in, const PacketHeader& header);
   Step ForwardPacket(ByteView in, const PacketHeader& header);
+  // Drops a client packet whole (one the proxy answered itself), streaming like ForwardPacket.
+  Step DiscardPacket(ByteView in, const PacketHeader& header);
+  // Server-side prepared statements under transaction pooling (client_statements.cc): the
+  // client's statement ids are the proxy's, mapped onto each server's own ids.
+  Step OnStmtPrepare(ByteView in, const PacketHeader& header);
+  Step OnStmtCommand(ByteView in, const PacketHeader& header, uint8_t command);
+  Step OnStmtClose(ByteView in, const PacketHeader& header);
+  // Sends the packet's first `head` bytes (rewritten) in place of the client's, and forwards the
+  // rest of the packet unchanged.
+  Step SendRewrittenHead(ByteView in, const PacketHeader& header, std::string head,
+                         size_t head_len);
+  void ForgetStatements();
   // Transaction pooling (options_.classify): what a statement does to the session, and the
   // report of it before each request ends.
   RequestEffects Classify(std::string_view text) const;
   static RequestEffects ClassifyAllModes(std::string_view text);
   static RequestEffects TooLargeToClassify(size_t length);
   void ReportEffects(RequestEffects effects);
+  // `pin_as_error`: whether `effects` set a pin of options_.refuse_pins; if so the client has its
+  // ER_NOT_SUPPORTED_YET error (the request then goes to no server) and the refusal is reported.
+  bool Refused(const RequestEffects& effects);
 
   // Sends one packet of the current exchange (the next sequence id).
   void SendPacket(std::string_view payload);
@@ -141,6 +160,26 @@ class ClientCodec final : public codec::ClientCodec {
   // own OK packets say.
   uint16_t server_status_ = kStatusAutocommit;
   bool found_rows_pinned_ = false;  // the last request ran SQL_CALC_FOUND_ROWS
+  bool discarding_ = false;         // the packet under way is dropped, not forwarded
+
+  // Server-side prepared statements (transaction pooling).
+  struct Statement {
+    std::string key;         // derived from the text: the same text is one statement per server
+    std::string text;        // to prepare it again on another server
+    RequestEffects effects;  // what running it does to the session
+    std::string types;       // the parameter types the client bound last (2 bytes each)
+  };
+  absl::flat_hash_map<uint32_t, Statement> statements_;
+  uint32_t next_statement_id_ = 1;
+  // The ids of prepares not answered yet, oldest first (a failed one is forgotten), and the last
+  // one prepared, which MariaDB's id -1 names.
+  std::deque<uint32_t> preparing_;
+  uint32_t last_prepared_ = 0;
+  absl::flat_hash_set<uint32_t> long_data_;  // statements with SEND_LONG_DATA not executed yet
+  absl::flat_hash_set<uint32_t> cursors_;    // statements whose execution opened a cursor
+  PinSet unpins_next_ = 0;                   // pins the next request's report clears
+  bool awaiting_statement_ = false;  // paused while the server prepares the command's statement
+  bool reprepared_ = false;          // the proxy prepared the command's statement itself
 };
 
 }  // namespace wirepool::codec::mysql

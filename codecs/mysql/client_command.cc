@@ -36,10 +36,6 @@ constexpr uint8_t kComBinlogDump = 0x12;
 constexpr uint8_t kComRegisterSlave = 0x15;
 constexpr uint8_t kComBinlogDumpGtid = 0x1e;
 
-std::string_view AsText(ByteView v) {
-  return std::string_view(reinterpret_cast<const char*>(v.data()), v.size());
-}
-
 // Whether the word USE (any case) appears in the text: a query that may select a schema.
 bool MentionsUse(std::string_view sql) {
   auto word = [](char c) {
@@ -118,7 +114,7 @@ Step ClientCodec::OnRunning(ByteView in) {
   if (forward_left_ > 0) {
     size_t n = std::min(forward_left_, in.size());
     forward_left_ -= n;
-    return {Verdict::kForward, n};
+    return {discarding_ ? Verdict::kConsume : Verdict::kForward, n};
   }
   auto header = ReadHeader(in);
   if (!header) {
@@ -137,6 +133,7 @@ Step ClientCodec::OnRunning(ByteView in) {
     return ForwardPacket(in, *header);
   }
   traffic_ = Traffic::kCommand;
+  discarding_ = false;
   return OnCommand(in, *header);
 }
 
@@ -159,27 +156,25 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
       if (header.length <= (options_.classify ? kMaxClassifiedQuery : kMaxInspectedQuery)) {
         return OnQueryPacket(in, header);
       }
+      if (header.length < kMaxPayload && Refused(TooLargeToClassify(header.length))) {
+        return DiscardPacket(in, header);
+      }
       ReportEffects(TooLargeToClassify(header.length));
       break;
     case kComStmtPrepare:
       if (options_.classify) {
-        if (header.length > kMaxClassifiedQuery) {
-          ReportEffects(TooLargeToClassify(header.length));
-          break;
-        }
-        size_t total = kHeaderLen + header.length;
-        if (in.size() < total) {
-          return {Verdict::kNeedMore, total};
-        }
-        RequestEffects effects = Classify(AsText(in.subspan(kHeaderLen + 1, header.length - 1)));
-        // A server-side prepared statement lives on this server only; mapping its id onto other
-        // servers is not built yet.
-        RequestEffects prepared;
-        prepared.pins = PinBit(PinReason::kUnclassified);
-        prepared.statement =
-            "COM_STMT_PREPARE (server-side prepared statements pin until re-prepare lands)";
-        effects.Merge(std::move(prepared));
-        ReportEffects(std::move(effects));
+        return OnStmtPrepare(in, header);
+      }
+      break;
+    case kComStmtExecute:
+    case kComStmtReset:
+    case kComStmtFetch:
+    case kComStmtSendLongData:
+      if (options_.classify) {
+        return OnStmtCommand(in, header, command);
+      }
+      if (command == kComStmtSendLongData) {
+        return ForwardPacket(in, header);  // no response: not a request the server answers
       }
       break;
     case kComInitDb:
@@ -191,6 +186,7 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
       break;
     case kComResetConnection: {
       // The server forgets the session (its own state, and every pin's reason with it).
+      ForgetStatements();
       RequestEffects reset;
       reset.unpins = ~PinSet{0};
       reset.reset_params = true;
@@ -208,7 +204,9 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
                     "replication connections are not supported by wirepool",
                     absl::UnimplementedError("replication command refused"));
     case kComStmtClose:
-    case kComStmtSendLongData:
+      if (options_.classify) {
+        return OnStmtClose(in, header);
+      }
       return ForwardPacket(in, header);  // no response: not a request the server answers
     default:
       break;
@@ -268,9 +266,21 @@ void ClientCodec::ReportEffects(RequestEffects effects) {
     effects.unpins |= found_rows;
   }
   found_rows_pinned_ = (effects.pins & found_rows) != 0;
+  effects.unpins |= unpins_next_ & ~effects.pins;
+  unpins_next_ = 0;
   if (!effects.empty()) {
     sink_.OnRequestEffects(effects);
   }
+}
+
+bool ClientCodec::Refused(const RequestEffects& effects) {
+  if (!options_.classify || (effects.pins & options_.refuse_pins) == 0) {
+    return false;
+  }
+  // MySQL keeps a transaction going after a failed statement, so the codec answers by itself.
+  sink_.OnRequestRefused(effects);
+  SendError(ProxyError::kNotSupported, RefusalMessage(effects, options_.refuse_pins));
+  return true;
 }
 
 Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
@@ -282,7 +292,11 @@ Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
                        header.length - 1);
   KillScan scan = ScanForKill(sql);
   if (scan.what == KillScan::kNone) {
-    ReportEffects(Classify(sql));
+    RequestEffects effects = Classify(sql);
+    if (Refused(effects)) {
+      return {Verdict::kConsume, total};
+    }
+    ReportEffects(std::move(effects));
     sink_.OnRequestEnd(kComQuery);
     if (state_ == State::kDone) {
       return {Verdict::kStop};
@@ -364,6 +378,7 @@ Step ClientCodec::OnChangeUser(ByteView in, const PacketHeader& header) {
     plugin = name ? *name : r.Rest();
   }
   // Connection attributes may follow; like the handshake's, they are not used.
+  ForgetStatements();  // a new session: the server's statements are not the new user's
   user_ = std::string(*user);
   client_plugin_ = std::string(plugin);
   auth_response_ = std::string(*response);
@@ -391,7 +406,12 @@ Step ClientCodec::ForwardPacket(ByteView in, const PacketHeader& header) {
   size_t total = kHeaderLen + header.length;
   size_t n = std::min(total, in.size());
   forward_left_ = total - n;
-  return {Verdict::kForward, n};
+  return {discarding_ ? Verdict::kConsume : Verdict::kForward, n};
+}
+
+Step ClientCodec::DiscardPacket(ByteView in, const PacketHeader& header) {
+  discarding_ = true;
+  return ForwardPacket(in, header);
 }
 
 void ClientCodec::AnswerKill(bool found, std::string_view target_key) {

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <utility>
 
+#include "codecs/mysql/classify.h"
 #include "codecs/mysql/wire.h"
 #include "core/strings.h"
 
@@ -86,6 +88,15 @@ void ServerCodec::SendPacket(std::string_view payload, uint8_t seq) {
 
 bool ServerCodec::ApplyOk(const OkPacket& ok, bool report) {
   status_ = ok.status;
+  if (report && ok.last_insert_id != 0 && (ok.status & kStatusInTrans) == 0 &&
+      login_.transaction_pooling) {
+    // After an autocommit INSERT, what LAST_INSERT_ID() gives the client next, on whichever
+    // server it gets: replayed with SET @@SESSION.last_insert_id like any session variable.
+    // (Inside a transaction the client keeps its server; see docs/pooling.md for the limits.)
+    std::string id = Cat(ok.last_insert_id);
+    NoteChanged("last_insert_id", id);
+    sink_.OnParameterStatus("last_insert_id", id);
+  }
   if (ok.status & kStatusDbDropped) {
     // The selected database was dropped: the session has none now, unless tracking says more.
     schema_known_ = false;
@@ -134,11 +145,26 @@ void ServerCodec::ExpectResponse(uint32_t tag) {
   if (command == kComQuit || command == kComStmtClose || command == kComStmtSendLongData) {
     return;  // the server answers these with nothing
   }
-  pending_.push_back(Pending{tag & 0xff, false, "", (tag & kTagMultiPacket) != 0});
+  pending_.push_back(Pending{tag & 0xff, false, "", (tag & kTagMultiPacket) != 0, true, "", 0});
   if (!tracking_schema_) {
     // The client may run USE, and nothing would tell.
     schema_known_ = false;
+    if (command == kComQuery || command == kComInitDb) {
+      ++unknown_schema_epoch_;  // prepared statements cannot select a schema
+    }
   }
+  if (command == kComStmtPrepare && next_prepare_) {
+    // Keyed by the session as the statement finds it, as a later FindStatement sees it.
+    pending_.back().statement_key = FullKey(next_prepare_->key);
+    // A command pipelined behind the prepare (MariaDB's id -1) waits for it, not for another.
+    Prepared& p = statements_[pending_.back().statement_key];
+    if (p.status != ServerStatement::kReady) {
+      p = Prepared{};
+    }
+    const std::string& id = next_prepare_->data;
+    std::from_chars(id.data(), id.data() + id.size(), pending_.back().client_id);
+  }
+  next_prepare_.reset();
 }
 
 void ServerCodec::SendInternal(uint8_t command, std::string_view arg, std::string schema,
@@ -146,12 +172,15 @@ void ServerCodec::SendInternal(uint8_t command, std::string_view arg, std::strin
   Writer w;
   w.U8(command).Bytes(arg);
   SendPacket(w.payload(), 0);
-  pending_.push_back(Pending{command, true, std::move(schema), false, report_done});
+  pending_.push_back(Pending{command, true, std::move(schema), false, report_done, "", 0});
 }
 
 void ServerCodec::SendInternalQuery(std::string_view sql) { SendInternal(kComQuery, sql, ""); }
 
 void ServerCodec::SendReset() {
+  // The server goes back to its defaults: what clients and the proxy's setup set is gone.
+  changed_.clear();
+  baseline_.clear();
   if (login_.reset_method == kResetChangeUser || reset_refused_) {
     SendChangeUser();
     return;
@@ -232,6 +261,16 @@ std::string SqlValue(std::string_view v) {
   return hex + "'";
 }
 
+template <typename List>
+auto FindValue(List& list, std::string_view name) -> decltype(&list.front().second) {
+  for (auto& [key, value] : list) {
+    if (EqualsIgnoreCase(key, name)) {
+      return &value;
+    }
+  }
+  return nullptr;
+}
+
 bool PlainName(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
@@ -264,7 +303,8 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
     }
     auto now = std::find_if(changed_.begin(), changed_.end(),
                             [&](const auto& p) { return EqualsIgnoreCase(p.first, name); });
-    if (now != changed_.end() && now->second == value) {
+    const std::string* baseline = FindValue(baseline_, name);
+    if (now != changed_.end() ? now->second == value : baseline != nullptr && *baseline == value) {
       continue;
     }
     add(name, SqlValue(value));
@@ -277,13 +317,23 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
       ++it;
       continue;
     }
+    if (const std::string* baseline = FindValue(baseline_, it->first); baseline != nullptr) {
+      // Back to what the proxy's setup left, not to the server's default.
+      if (*baseline != it->second) {
+        add(it->first, SqlValue(*baseline));
+      }
+      it = changed_.erase(it);
+      continue;
+    }
     // DEFAULT is the server's global value; the character set the connection logged in with is
     // what the session had (MySQL takes a character set or collation by its number).
     bool charset = EqualsIgnoreCase(it->first, "character_set_client") ||
                    EqualsIgnoreCase(it->first, "character_set_connection") ||
                    EqualsIgnoreCase(it->first, "character_set_results") ||
                    EqualsIgnoreCase(it->first, "collation_connection");
-    add(it->first, charset ? Cat(charset_) : std::string("DEFAULT"));
+    // last_insert_id has no DEFAULT; a fresh session's is 0.
+    bool insert_id = EqualsIgnoreCase(it->first, "last_insert_id");
+    add(it->first, charset ? Cat(charset_) : insert_id ? std::string("0") : std::string("DEFAULT"));
     it = changed_.erase(it);
   }
   if (sets.empty() && schema.empty()) {
@@ -299,6 +349,7 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
 }
 
 bool ServerCodec::SendReadBack(const std::vector<std::string>& names) {
+  reading_baseline_ = false;
   std::string sql;
   std::vector<std::string> asked;
   for (const std::string& name : names) {
@@ -332,12 +383,48 @@ void ServerCodec::OnReadBackRow(ByteView payload) {
     if (name == "schema") {
       schema_ = std::string(*value);
       schema_known_ = true;
+    } else if (reading_baseline_) {
+      if (std::string* baseline = FindValue(baseline_, name); baseline != nullptr) {
+        *baseline = std::string(*value);
+      } else {
+        baseline_.emplace_back(name, std::string(*value));
+      }
+      SetParameter(name, *value);
     } else {
       NoteChanged(name, *value);
       SetParameter(name, *value);
     }
     sink_.OnParameterStatus(name, *value);
   }
+}
+
+bool ServerCodec::SendBaseline(const std::vector<std::string>& init_sql) {
+  // What ApplyParameters set for the proxy (the user's startup parameters) is the baseline now,
+  // read back with what init_sql may have set, so that the values are as the server spells them.
+  std::vector<std::string> names;
+  for (const auto& [name, value] : changed_) {
+    names.push_back(name);
+  }
+  baseline_ = std::move(changed_);
+  changed_.clear();
+  for (const std::string& sql : init_sql) {
+    for (std::string& name : ClassifySql(sql).read_back) {
+      if (name != "schema" && std::find(names.begin(), names.end(), name) == names.end()) {
+        names.push_back(std::move(name));
+      }
+    }
+  }
+  bool sent = SendReadBack(names);
+  reading_baseline_ = sent;
+  return sent;
+}
+
+std::vector<std::string> ServerCodec::BaselineNames() const {
+  std::vector<std::string> names;
+  for (const auto& [name, value] : baseline_) {
+    names.push_back(name);
+  }
+  return names;
 }
 
 }  // namespace wirepool::codec::mysql

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "codecs/api/codec.h"
@@ -61,6 +62,14 @@ class ServerCodec final : public codec::ServerCodec {
   bool ApplyParameters(const ParamList& wanted) override;
   // SELECT @@SESSION.<name>, ...: each non-NULL value is reported.
   bool SendReadBack(const std::vector<std::string>& names) override;
+  // Reads back what the proxy's setup set (the user's startup parameters, applied with
+  // ApplyParameters, and what init_sql's statements may set, as the classifier reads them): the
+  // baseline ApplyParameters returns to in place of DEFAULT.
+  bool SendBaseline(const std::vector<std::string>& init_sql) override;
+  std::vector<std::string> BaselineNames() const override;
+  // Server-side prepared statements (server_statements.cc).
+  ServerStatement FindStatement(std::string_view key) const override;
+  void NoteStatementMessage(const StatementNote& note) override;
 
   // The client flags sent in the HandshakeResponse41 (valid once it was sent).
   uint32_t client_flags() const { return client_flags_; }
@@ -96,6 +105,23 @@ class ServerCodec final : public codec::ServerCodec {
     std::string schema;         // the database of an internal COM_INIT_DB
     bool multi_packet = false;  // the command spanned packets: its answer's first id is unknown
     bool report_done = true;    // internal: the last of its group, so OnInternalDone follows it
+    // COM_STMT_PREPARE: the statement's key (see FullKey) and, when the client sent it, the
+    // client's id for it, which the answer carries in place of the server's.
+    std::string statement_key;
+    uint32_t client_id = 0;
+    // A COM_PING after a client's request that failed: its OK's status flags say whether the
+    // session is in a transaction now, and stand for that request's OnReadyForQuery.
+    bool probe = false;
+  };
+
+  // A statement this server has prepared, by FullKey.
+  struct Prepared {
+    ServerStatement::Status status = ServerStatement::kPreparing;
+    uint32_t id = 0;
+    uint16_t params = 0;
+    std::string bound;  // the parameter types its last execution bound
+    uint64_t used = 0;  // for eviction, least recently used first
+    std::string error;  // kFailed
   };
 
   // The flags that decide the server's framing (what both sides have).
@@ -154,6 +180,17 @@ class ServerCodec final : public codec::ServerCodec {
   void RecordError(ByteView packet);
   // The current response is complete: report it and go on with the next.
   void EndResponse();
+  // Server-side prepared statements (server_statements.cc). A statement's key with what decides
+  // how the server reads its text here (schema, sql_mode, character set): a statement is shared
+  // only by sessions that read it alike.
+  std::string FullKey(std::string_view key) const;
+  // The COM_STMT_PREPARE OK of a response: records the statement, and for a client's prepare,
+  // sends the client its own id in place of the server's. False when the packet is malformed.
+  bool OnPrepareOk(ByteView packet, uint16_t params);
+  // A prepare of the codec's own ended (after its definitions, or in an error).
+  void EndStatementPrepare(const Pending& request);
+  // Closes the least recently used statements over the cap (never `keep`).
+  void EvictStatements(const std::string& keep);
   Verdict PassVerdict() const;
   bool Fail(std::string_view message);
   Step ProtocolError(std::string_view message);
@@ -197,6 +234,20 @@ class ServerCodec final : public codec::ServerCodec {
   // and the names of the SendReadBack under way.
   ParamList changed_;
   std::vector<std::string> read_back_;
+  // What the session has after the proxy's own setup (SendBaseline); a value in changed_ is one
+  // that differs from this, or from the server's default where this names nothing.
+  ParamList baseline_;
+  bool reading_baseline_ = false;  // the SendReadBack under way is SendBaseline's
+
+  // Server-side prepared statements, by FullKey, and the next prepare's note from the client.
+  absl::flat_hash_map<std::string, Prepared> statements_;
+  uint64_t statement_clock_ = 0;
+  std::optional<StatementNote> next_prepare_;
+  bool consume_packet_ = false;  // the packet read whole was replaced by SendToClient
+  bool request_failed_ = false;  // the client's request being answered got an ERR
+  // Counts the queries after which the schema may have changed unseen (no schema tracking):
+  // statements prepared before one of them are not shared after it.
+  uint64_t unknown_schema_epoch_ = 0;
 
   // Schema: what the codec knows this connection has selected.
   bool schema_known_ = false;

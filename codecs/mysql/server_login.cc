@@ -349,6 +349,7 @@ Step ServerCodec::ReloginDone(const WireError* error) {
     sink_.OnInternalDone(error);
     return {Verdict::kStop};
   }
+  statements_.clear();  // a new login's session has no prepared statements
   sink_.OnInternalDone(nullptr);
   return {Verdict::kConsume};
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "codecs/mysql/server_codec.h"
 #include "codecs/mysql/wire.h"
@@ -133,10 +134,11 @@ Step ServerCodec::OnRunning(ByteView in) {
   next_seq_ = static_cast<uint8_t>(header->seq + 1);
   seq_known_ = true;
   Verdict verdict = PassVerdict();  // before OnWholePacket may end the response
+  consume_packet_ = false;
   if (!OnWholePacket(in.first(total))) {
     return {Verdict::kStop};
   }
-  return {verdict, total};
+  return {consume_packet_ ? Verdict::kConsume : verdict, total};
 }
 
 bool ServerCodec::OpaqueEndsResponse() const {
@@ -314,6 +316,9 @@ bool ServerCodec::OnWholePacket(ByteView packet) {
           return Fail("the server sent a malformed COM_STMT_PREPARE OK");
         }
         prepare_columns_ = *columns;
+        if (!pending_.front().statement_key.empty() && !OnPrepareOk(packet, *params)) {
+          return false;
+        }
         if (*params > 0) {
           phase_ = Phase::kPrepareParams;
           left_ = *params;
@@ -376,8 +381,7 @@ bool ServerCodec::OnResultOkOrErr(ByteView packet) {
   ByteView payload = packet.subspan(kHeaderLen);
   const Pending& request = pending_.front();
   if (payload[0] == kErrByte) {
-    // An ERR carries no status flags: the last known ones stand. Whether a failed statement left
-    // a transaction open is for a later issue to settle (session tracking could say).
+    // An ERR carries no status flags (EndResponse asks the server under transaction pooling).
     RecordError(packet);
     EndResponse();
     return true;
@@ -385,6 +389,9 @@ bool ServerCodec::OnResultOkOrErr(ByteView packet) {
   auto ok = ParseOk(payload, caps());
   if (!ok) {
     return Fail("the server sent a malformed OK packet");
+  }
+  if (request.command == kComResetConnection) {
+    statements_.clear();  // a reset session has no prepared statements
   }
   bool schema_reported = ApplyOk(*ok, /*report=*/!request.internal);
   if (request.command == kComInitDb && !schema_reported) {
@@ -439,6 +446,7 @@ void ServerCodec::RecordError(ByteView packet) {
   if (pending_.front().internal) {
     internal_error_ = std::make_unique<WireError>(ServerError(packet, /*fatal=*/false));
   } else {
+    request_failed_ = true;
     sink_.OnRequestFailed();
   }
 }
@@ -453,6 +461,22 @@ void ServerCodec::EndResponse() {
   left_ = 0;
   prepare_columns_ = 0;
   rows_started_ = false;
+  if (request.internal && !request.statement_key.empty()) {
+    EndStatementPrepare(request);
+    return;
+  }
+  if (!request.internal && !request.statement_key.empty() && request_failed_) {
+    // The client's prepare failed: nothing of it is on the server.
+    auto it = statements_.find(request.statement_key);
+    if (it != statements_.end() && it->second.status == ServerStatement::kPreparing) {
+      statements_.erase(it);
+    }
+  }
+  if (request.internal && request.probe) {
+    internal_error_.reset();  // a failed ping says nothing new: the last flags stand
+    sink_.OnReadyForQuery((status_ & kStatusInTrans) ? TxState::kInTransaction : TxState::kIdle);
+    return;
+  }
   if (request.internal && !request.report_done) {
     // Not the last request of its group: any error waits for the group's end.
     if (internal_error_ == nullptr && request.command == kComInitDb) {
@@ -481,6 +505,15 @@ void ServerCodec::EndResponse() {
       schema_known_ = true;
     }
     sink_.OnInternalDone(error.get());
+    return;
+  }
+  bool failed = std::exchange(request_failed_, false);
+  if (failed && login_.transaction_pooling) {
+    // An ERR carries no status flags, and a failed statement may have ended the transaction
+    // (a deadlock rolls it back) or left one open: the OK to a COM_PING says which, before the
+    // server can be given to another client.
+    SendInternal(kComPing, "", "");
+    pending_.back().probe = true;
     return;
   }
   sink_.OnReadyForQuery((status_ & kStatusInTrans) ? TxState::kInTransaction : TxState::kIdle);

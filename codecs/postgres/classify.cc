@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -150,9 +151,10 @@ class StatementClassifier {
       effects_.unpins |= PinBit(PinReason::kHoldCursor);
     } else if (type == "LoadStmt") {
       Pin(PinReason::kLoadLibrary);
-    } else if (type == "PrepareStmt" || type == "DoStmt") {
-      Pin(PinReason::kUnclassified);  // PREPARE: replayed in a later step; DO: can do anything
+    } else if (type == "DoStmt") {
+      Pin(PinReason::kUnclassified);  // DO: can do anything
     }
+    // PREPARE is ClassifySqlWithParser's (what its query does is seen in the walk below).
     // Nodes anywhere in the statement (CTEs, subqueries, EXPLAIN, DECLARE, COPY (...), ...).
     for (size_t i = stmt; i < tree_[stmt].end;) {
       const std::string_view key = tree_[i].key;
@@ -364,6 +366,40 @@ class StatementClassifier {
   RequestEffects& effects_;
 };
 
+// What top-level statement `stmt` does to the session's SQL-level prepared statements. A PREPARE
+// whose query does anything to the session (`effects`, from its walk) would do it again at each
+// EXECUTE, unseen: that pins instead. Without `track` (a Parse), PREPARE and DEALLOCATE of a name
+// pin too.
+SqlOp StatementOp(const ParseTree& tree, size_t stmt, bool track, RequestEffects& effects) {
+  SqlOp op;
+  size_t f = kNone;
+  const std::string_view type = tree.Type(stmt, &f);
+  if (type == "PrepareStmt") {
+    if (!track || !effects.empty()) {
+      // Nothing is cleared by preparing a statement that would clear it.
+      effects.unpins = 0;
+      effects.reset_params = false;
+      effects.pins |= PinBit(PinReason::kUnclassified);
+      return op;
+    }
+    op.kind = SqlOp::kPrepare;
+    op.name = tree.Str(tree.Member(f, "name"));
+  } else if (type == "DeallocateStmt") {
+    const size_t name = tree.Member(f, "name");
+    if (name == kNone || tree.IsTrue(tree.Member(f, "isall"))) {
+      op.kind = SqlOp::kDeallocateAll;
+    } else if (!track) {
+      effects.pins |= PinBit(PinReason::kUnclassified);
+    } else {
+      op.kind = SqlOp::kDeallocate;
+      op.name = tree.Str(name);
+    }
+  } else if (type == "DiscardStmt" && tree.Raw(tree.Member(f, "target")) == "DISCARD_ALL") {
+    op.kind = SqlOp::kDiscardAll;
+  }
+  return op;
+}
+
 RequestEffects Unclassified(std::string_view text) {
   RequestEffects effects;
   effects.pins = PinBit(PinReason::kUnclassified);
@@ -445,37 +481,54 @@ bool PrefilterClears(std::string_view sql) {
   return true;
 }
 
-RequestEffects ClassifySqlWithParser(std::string_view sql) {
+RequestEffects ClassifySqlWithParser(std::string_view sql, std::vector<SqlOp>* ops) {
   const std::string_view text = sql.substr(0, sql.find('\0'));  // what the server reads, too
   ParseTree tree;
   if (!tree.ParseSql(text) || tree.size() == 0) {
     return Unclassified(text);
   }
   RequestEffects all;
+  std::vector<SqlOp> found;
+  bool any_op = false;
   const size_t stmts = tree.Member(0, "stmts");
   for (size_t s = tree.First(stmts); s != kNone; s = tree.Next(stmts, s)) {
     RequestEffects effects;
-    StatementClassifier(tree, all.read_back, effects).Classify(tree.Member(s, "stmt"));
+    const size_t stmt = tree.Member(s, "stmt");
+    StatementClassifier(tree, all.read_back, effects).Classify(stmt);
+    SqlOp op = StatementOp(tree, stmt, ops != nullptr, effects);
+    // stmt_location and stmt_len are byte offsets; a length of 0 means to the end.
+    const auto loc = static_cast<size_t>(tree.Int(tree.Member(s, "stmt_location")));
+    const auto len = static_cast<size_t>(tree.Int(tree.Member(s, "stmt_len")));
+    const std::string_view own =
+        loc < text.size() ? text.substr(loc, len == 0 ? text.npos : len) : std::string_view();
+    if (op.kind == SqlOp::kPrepare) {
+      op.text = std::string(own);
+    }
     if (effects.pins != 0 && all.statement.empty()) {
-      // stmt_location and stmt_len are byte offsets; a length of 0 means to the end.
-      const auto loc = static_cast<size_t>(tree.Int(tree.Member(s, "stmt_location")));
-      const auto len = static_cast<size_t>(tree.Int(tree.Member(s, "stmt_len")));
-      effects.statement = Shorten(loc < text.size() ? text.substr(loc, len == 0 ? text.npos : len)
-                                                    : std::string_view());
+      effects.statement = Shorten(own);
       if (effects.statement.empty()) {
         effects.statement = Shorten(text);
       }
     }
+    any_op = any_op || op.kind != SqlOp::kOther;
+    found.push_back(std::move(op));
     all.Merge(std::move(effects));
+  }
+  if (ops != nullptr && any_op) {
+    while (!found.empty() && found.back().kind == SqlOp::kOther) {
+      found.pop_back();
+    }
+    ops->insert(ops->end(), std::make_move_iterator(found.begin()),
+                std::make_move_iterator(found.end()));
   }
   return all;
 }
 
-RequestEffects ClassifySql(std::string_view sql) {
+RequestEffects ClassifySql(std::string_view sql, std::vector<SqlOp>* ops) {
   if (PrefilterClears(sql)) {
     return {};
   }
-  return ClassifySqlWithParser(sql);
+  return ClassifySqlWithParser(sql, ops);
 }
 
 }  // namespace wirepool::codec::postgres

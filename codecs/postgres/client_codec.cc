@@ -344,6 +344,11 @@ void ClientCodec::CompleteLogin(const ParamList& server_params) {
 }
 
 Step ClientCodec::OnRunning(ByteView in) {
+  if (discard_left_ > 0) {
+    size_t n = std::min(discard_left_, in.size());
+    discard_left_ -= n;
+    return {Verdict::kConsume, n};
+  }
   if (forward_left_ > 0) {
     size_t n = std::min(forward_left_, in.size());
     forward_left_ -= n;
@@ -362,7 +367,15 @@ Step ClientCodec::OnRunning(ByteView in) {
     if (total <= kMaxClassifiedMessage && in.size() < total) {
       return {Verdict::kNeedMore, total};
     }
-    Classify(type, in.first(std::min(total, in.size())), total <= kMaxClassifiedMessage);
+    bool whole = total <= kMaxClassifiedMessage;
+    if (Classify(type, in.first(std::min(total, in.size())), whole)) {
+      return Refuse(type, in, total, refusal_);
+    }
+    if (type == 'Q') {
+      if (auto step = MaybeIntercept(total)) {
+        return *step;
+      }
+    }
   }
   if (options_.classify) {
     if (auto step = OnStatementMessage(type, in, total)) {
@@ -402,28 +415,17 @@ Step ClientCodec::OnRunning(ByteView in) {
   return {Verdict::kForward, n};
 }
 
-bool ClientCodec::ForgetsStatements(std::string_view sql) {
-  auto lower = [](std::string_view s) {
-    std::string out;
-    for (char c : s) {
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != ';') {
-        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-      }
-    }
-    return out;
-  };
-  std::string text = lower(sql.substr(0, 64));
-  return text == "discardall" || text == "deallocateall" || text == "deallocateprepareall";
-}
-
-void ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
+bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
   RequestEffects effects;
   if (!whole) {
     effects.pins = PinBit(PinReason::kUnclassified);
     effects.statement =
         Cat("(a message of more than ", kMaxClassifiedMessage, " bytes, too large to classify)");
+    if (RefuseEffects(effects)) {
+      return true;
+    }
     sink_.OnRequestEffects(effects);
-    return;
+    return false;
   }
   Reader r(message.subspan(kHeaderLen));
   std::optional<std::string_view> name;
@@ -432,15 +434,68 @@ void ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
   }
   auto text = r.CString();
   if (!text) {
-    return;  // malformed: the server will say so
+    return false;  // malformed: the server will say so
   }
-  effects = ClassifySql(*text);
-  if (type == 'Q' && ForgetsStatements(*text)) {
-    statements_.clear();  // DISCARD ALL / DEALLOCATE ALL: the client's names are gone too
+  query_ops_ = {};
+  effects = ClassifySql(*text, type == 'Q' ? &query_ops_.ops : nullptr);
+  bool named = false;
+  for (const SqlOp& op : query_ops_.ops) {
+    named = named || op.kind == SqlOp::kPrepare || op.kind == SqlOp::kDeallocate;
+  }
+  if (named && mid_request_) {
+    // Behind extended-protocol messages with no Sync between: which CommandComplete is whose
+    // cannot be told, so the statements are not followed.
+    query_ops_ = {};
+    effects.pins |= PinBit(PinReason::kUnclassified);
+    if (effects.statement.empty()) {
+      effects.statement = "(PREPARE or DEALLOCATE after extended-protocol messages with no Sync)";
+    }
+  }
+  if (RefuseEffects(effects)) {
+    query_ops_ = {};
+    return true;
+  }
+  for (const SqlOp& op : query_ops_.ops) {
+    if (op.kind == SqlOp::kDeallocateAll ||
+        (op.kind == SqlOp::kDiscardAll && query_ops_.ops.size() == 1)) {
+      statements_.clear();  // the client's protocol-level names are gone too
+    }
   }
   if (!effects.empty()) {
     sink_.OnRequestEffects(effects);
   }
+  return false;
+}
+
+bool ClientCodec::RefuseEffects(const RequestEffects& effects) {
+  if ((effects.pins & options_.refuse_pins) == 0) {
+    return false;
+  }
+  refusal_ = RefusalMessage(effects, options_.refuse_pins);
+  sink_.OnRequestRefused(effects);
+  return true;
+}
+
+std::optional<Step> ClientCodec::MaybeIntercept(size_t total) {
+  if (query_ops_.ops.size() != 1 || mid_request_) {
+    return std::nullopt;
+  }
+  const SqlOp::Kind kind = query_ops_.ops[0].kind;
+  if ((kind != SqlOp::kDiscardAll && kind != SqlOp::kDeallocateAll) ||
+      !sink_.ServerIsQuiet()) {
+    return std::nullopt;
+  }
+  SqlOps ops = std::move(query_ops_);
+  query_ops_ = {};
+  ops.intercepted = true;
+  sink_.OnStatementMessage({StatementNote::kSync, true, EncodeSqlOps(ops)});
+  // Nothing is outstanding: this goes out in the Query's place, and the server's ReadyForQuery
+  // follows.
+  sink_.SendToClient(
+      CommandComplete(kind == SqlOp::kDiscardAll ? "DISCARD ALL" : "DEALLOCATE ALL"));
+  mid_request_ = false;
+  sink_.OnRequestEnd('Q');
+  return Step{Verdict::kConsume, total};
 }
 
 Step ClientCodec::Violation(std::string_view message) {

@@ -14,6 +14,7 @@
 
 #include "codecs/api/codec.h"
 #include "codecs/postgres/scram.h"
+#include "codecs/postgres/sql_statements.h"
 
 namespace wirepool::codec::postgres {
 
@@ -25,9 +26,12 @@ class ClientCodec final : public codec::ClientCodec {
   void BeginAuth(const UserSecret* secret) override;
   void CompleteLogin(const ParamList& server_params) override;
   std::string CancelKey() const override { return cancel_key_; }
-  bool MidRequest() const override { return mid_request_ || forward_left_ > 0; }
+  bool MidRequest() const override {
+    return mid_request_ || forward_left_ > 0 || discard_left_ > 0;
+  }
   bool NeedsServer(ByteView in) const override {
-    return state_ != State::kRunning || forward_left_ > 0 || in.empty() || in[0] != 'X';
+    return state_ != State::kRunning || forward_left_ > 0 || discard_left_ > 0 || in.empty() ||
+           in[0] != 'X';
   }
   void SendError(ProxyError error, std::string_view message) override;
   void SendServerError(const WireError& error) override;
@@ -72,10 +76,25 @@ class ClientCodec final : public codec::ClientCodec {
   };
   absl::flat_hash_map<std::string, Statement> statements_;
 
-  // Reports what a Query's or Parse's SQL does to the session (options_.classify).
-  void Classify(uint8_t type, ByteView message, bool whole);
-  // Whether a simple query empties the session's prepared statements (DISCARD ALL, DEALLOCATE ALL).
-  static bool ForgetsStatements(std::string_view sql);
+  // Reports what a Query's or Parse's SQL does to the session (options_.classify). True when the
+  // request is refused instead (options_.refuse_pins; reported with OnRequestRefused): the caller
+  // then calls Refuse.
+  bool Classify(uint8_t type, ByteView message, bool whole);
+  // Refuses the Query or Parse at the front of `in` (client_refuse.cc): in its place the server
+  // gets a statement that raises the refusal (SQLSTATE 0A000), so that the error comes in order
+  // with the answers to what the client sent before it and a transaction fails as it would had
+  // the server refused the statement itself; the client's message is dropped.
+  Step Refuse(uint8_t type, ByteView in, size_t total, std::string_view message);
+  // Whether `effects` set a pin of options_.refuse_pins: then the refusal is reported and its
+  // message kept in refusal_.
+  bool RefuseEffects(const RequestEffects& effects);
+  // A lone DISCARD ALL / DEALLOCATE ALL while the server is quiet: the server codec sends what
+  // touches only this client's session, and the client gets the command's CommandComplete here
+  // (sql_statements.h). Nullopt when the Query goes as it is.
+  std::optional<Step> MaybeIntercept(size_t total);
+  // What the Query being read does to SQL-level prepared statements (Classify), for its kSync
+  // note.
+  SqlOps query_ops_;
   // Queries and Parse messages up to this size are read whole to be classified; bigger ones pin.
   static constexpr size_t kMaxClassifiedMessage = 1 << 20;
 
@@ -89,6 +108,8 @@ class ClientCodec final : public codec::ClientCodec {
   std::string cancel_key_;
   size_t startup_bytes_ = 0;
   size_t forward_left_ = 0;  // bytes of the current message still to forward
+  size_t discard_left_ = 0;  // bytes of a refused message still to drop
+  std::string refusal_;      // the message of the refusal under way
   bool mid_request_ = false;
 };
 

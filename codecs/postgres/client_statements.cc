@@ -12,6 +12,7 @@
 #include <string>
 
 #include "codecs/postgres/client_codec.h"
+#include "codecs/postgres/sql_statements.h"
 #include "codecs/postgres/wire.h"
 #include "core/crypto.h"
 #include "core/strings.h"
@@ -55,8 +56,13 @@ std::string CloseMessage(std::string_view name) {
 
 std::optional<Step> ClientCodec::OnStatementMessage(uint8_t type, ByteView in, size_t total) {
   switch (type) {
-    case 'S':
     case 'Q':
+      // What the Query does to SQL-level statements rides with its Sync (sql_statements.h).
+      sink_.OnStatementMessage(
+          {StatementNote::kSync, true, query_ops_.ops.empty() ? "" : EncodeSqlOps(query_ops_)});
+      query_ops_ = {};
+      return std::nullopt;
+    case 'S':
     case 'F':
       sink_.OnStatementMessage({StatementNote::kSync, true, ""});
       return std::nullopt;
@@ -91,6 +97,17 @@ Step ClientCodec::OnParse(ByteView message) {
     return {Verdict::kForward, message.size()};
   }
   std::string body(r.Rest());
+  auto existing = statements_.find(Av(*name));
+  if (existing != statements_.end() && sink_.ServerHasStatement(existing->second.key)) {
+    // The name is taken: PostgreSQL says 42P05 and skips to the Sync, and so does the server once
+    // a placeholder holds the name (the client's statement stays as it was). Where the server
+    // lacks the statement, the client's Parse of it may have failed, which would leave the name
+    // free: the new one replaces it then.
+    sink_.OnStatementMessage({StatementNote::kPrepare, false, PlaceholderKey(*name)});
+    sink_.OnStatementMessage({StatementNote::kPrepare, true, ""});
+    sink_.SendToServer(ParseMessage(*name, PlaceholderParseBody()) + ParseMessage(*name, body));
+    return {Verdict::kConsume, message.size()};
+  }
   std::string key = KeyOf(body);
   std::string server_name = ServerName(key);
   // The server may have it from another client: closing first makes the Parse succeed either way

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
+#include "codecs/postgres/classify.h"
 #include "codecs/postgres/wire.h"
 #include "core/crypto.h"
 
@@ -71,6 +73,7 @@ void ServerCodec::Start() {
   }
   w.U8(0);
   applied_ = login_.params;
+  baseline_ = login_.params;
   state_ = State::kLogin;
   sink_.SendToServer(w.Take());
 }
@@ -227,7 +230,7 @@ Step ServerCodec::OnRunning(ByteView in) {
   if (forward_left_ > 0) {
     size_t n = std::min(forward_left_, in.size());
     forward_left_ -= n;
-    return {internal_pending_ > 0 ? Verdict::kConsume : Verdict::kForward, n};
+    return {consume_rest_ ? Verdict::kConsume : Verdict::kForward, n};
   }
   if (in.size() < kHeaderLen) {
     return {Verdict::kNeedMore, kHeaderLen};
@@ -240,21 +243,39 @@ Step ServerCodec::OnRunning(ByteView in) {
     return {Verdict::kStop};
   }
   size_t total = size_t{len} + 1;
+  // A client's Query that says what it does to SQL-level statements (sql_statements.h); one the
+  // codec stands in for shows the client only its errors, reports and ReadyForQuery.
+  SqlRequest* sql =
+      internal_pending_ == 0 && !sql_requests_.empty() ? CurrentSqlRequest() : nullptr;
+  const bool drop =
+      internal_pending_ > 0 || (sql != nullptr && sql->ops.intercepted && type != 'E' &&
+                                type != 'S' && type != 'A' && type != 'Z');
   if (type == 'E' && internal_pending_ == 0 && !request_failed_) {
     request_failed_ = true;
     sink_.OnRequestFailed();
   }
   if ((type == '1' || type == '3') && internal_pending_ == 0 && !notes_.empty() && len == 4) {
     bool forward = OnStatementAnswer(type == '1' ? StatementNote::kPrepare : StatementNote::kClose);
-    return {forward ? Verdict::kForward : Verdict::kConsume, total};
+    return {forward && !drop ? Verdict::kForward : Verdict::kConsume, total};
   }
-  if (type == 'C' && internal_pending_ == 0 && !prepared_.empty() && total <= 64) {
-    if (in.size() < total) {
-      return {Verdict::kNeedMore, total};
+  if (type == 'C' && internal_pending_ == 0) {
+    if (sql != nullptr) {
+      ++sql->completed;  // one more of its statements ran
     }
-    std::string_view tag(reinterpret_cast<const char*>(in.data()) + kHeaderLen, total - kHeaderLen);
-    if (tag.starts_with("DISCARD ALL") || tag.starts_with("DEALLOCATE ALL")) {
-      prepared_.clear();  // a client emptied the server's statements
+    if ((!prepared_.empty() || !sql_statements_.empty()) && total <= 64) {
+      if (in.size() < total) {
+        if (sql != nullptr) {
+          --sql->completed;  // counted again when the message is whole
+        }
+        return {Verdict::kNeedMore, total};
+      }
+      std::string_view tag(reinterpret_cast<const char*>(in.data()) + kHeaderLen,
+                           total - kHeaderLen);
+      if (tag.starts_with("DISCARD ALL") || tag.starts_with("DEALLOCATE ALL")) {
+        // A client emptied the server's statements, every client's.
+        prepared_.clear();
+        ForgetSqlStatements();
+      }
     }
   }
   bool inspect = type == 'Z' || type == 'S' || (type == 'E' && internal_pending_ > 0) ||
@@ -279,7 +300,7 @@ Step ServerCodec::OnRunning(ByteView in) {
         }
       }
     } else if (type == 'E') {
-      internal_error_ = std::make_unique<WireError>(ToWireError(message));
+      internal_request_error_ = std::make_unique<WireError>(ToWireError(message));
     } else if (type == 'D') {
       OnReadBackRow(message.subspan(kHeaderLen));
     } else if (type == 'Z') {
@@ -297,6 +318,7 @@ Step ServerCodec::OnRunning(ByteView in) {
       }
       tx_ = tx;
       if (internal_pending_ > 0) {
+        FinishInternal();
         if (--internal_pending_ == 0) {
           read_back_.clear();
           auto error = std::move(internal_error_);
@@ -307,7 +329,11 @@ Step ServerCodec::OnRunning(ByteView in) {
       // The request is over: notes of messages an error made the server skip go with it.
       while (!notes_.empty()) {
         bool sync = notes_.front().kind == StatementNote::kSync;
+        bool ops = sync && !notes_.front().key.empty();
         notes_.pop_front();
+        if (ops) {
+          FinishSqlRequest();
+        }
         if (sync) {
           break;
         }
@@ -315,11 +341,12 @@ Step ServerCodec::OnRunning(ByteView in) {
       sink_.OnReadyForQuery(tx);
       return {Verdict::kForward, total};
     }
-    return {internal_pending_ > 0 ? Verdict::kConsume : Verdict::kForward, total};
+    return {drop ? Verdict::kConsume : Verdict::kForward, total};
   }
   size_t n = std::min(total, in.size());
   forward_left_ = total - n;
-  return {internal_pending_ > 0 ? Verdict::kConsume : Verdict::kForward, n};
+  consume_rest_ = drop;
+  return {drop ? Verdict::kConsume : Verdict::kForward, n};
 }
 
 void ServerCodec::SetParameter(std::string_view name, std::string_view value) {
@@ -331,9 +358,44 @@ void ServerCodec::SetParameter(std::string_view name, std::string_view value) {
   }
 }
 
-void ServerCodec::SendInternal(std::string_view sql) {
+void ServerCodec::SendInternal(std::string_view sql) { SendInternal(sql, Internal{}); }
+
+void ServerCodec::SendInternal(std::string_view sql, Internal request) {
   ++internal_pending_;
+  internal_.push_back(std::move(request));
   sink_.SendToServer(QueryMessage(sql));
+}
+
+void ServerCodec::FinishInternal() {
+  std::unique_ptr<WireError> error = std::move(internal_request_error_);
+  if (internal_.empty()) {
+    return;
+  }
+  Internal request = std::move(internal_.front());
+  internal_.pop_front();
+  switch (request.kind) {
+    case Internal::kPlain:
+      if (error != nullptr && internal_error_ == nullptr) {
+        internal_error_ = std::move(error);
+      }
+      break;
+    case Internal::kPrepare:
+      // A client's statement that no longer prepares (a table gone since) is simply missing
+      // here, as it would fail at EXECUTE: the client is not failed for it.
+      if (error == nullptr) {
+        sql_statements_[request.name] = std::move(request.text);
+      }
+      break;
+    case Internal::kDeallocate:
+      // It fails only if the statement is not there: gone either way.
+      sql_statements_.erase(request.name);
+      break;
+  }
+}
+
+bool ServerCodec::Quiet() const {
+  return state_ == State::kRunning && tx_ == TxState::kIdle && internal_pending_ == 0 &&
+         notes_.empty() && forward_left_ == 0;
 }
 
 bool ServerCodec::HasStatement(std::string_view key) const {
@@ -349,7 +411,12 @@ bool ServerCodec::HasStatement(std::string_view key) const {
       return it->kind == StatementNote::kPrepare && !later_request;
     }
   }
-  return prepared_.contains(Av(key));
+  auto it = prepared_.find(Av(key));
+  if (it == prepared_.end()) {
+    return false;
+  }
+  it->second = tick_;  // used by the request under way (max_prepared_statements)
+  return true;
 }
 
 bool ServerCodec::OnStatementAnswer(StatementNote::Kind kind) {
@@ -359,9 +426,19 @@ bool ServerCodec::OnStatementAnswer(StatementNote::Kind kind) {
     }
     StatementNote note = std::move(*it);
     notes_.erase(it);
-    if (!note.key.empty()) {
+    if (auto placeholder = PlaceholderOfKey(note.key)) {
       if (kind == StatementNote::kPrepare) {
-        prepared_.insert(note.key);
+        sql_statements_[std::string(*placeholder)] = std::string(kPlaceholderText);
+      }
+    } else if (!note.key.empty()) {
+      if (kind == StatementNote::kPrepare) {
+        // Last used by the request that prepared it: the one being answered, whose tick_ was
+        // this less the Syncs still to be answered.
+        uint64_t syncs = std::count_if(notes_.begin(), notes_.end(), [](const StatementNote& n) {
+          return n.kind == StatementNote::kSync;
+        });
+        uint64_t& used = prepared_[note.key];
+        used = std::max(used, tick_ - std::min(tick_, syncs));
       } else {
         prepared_.erase(note.key);
       }
@@ -374,7 +451,10 @@ bool ServerCodec::OnStatementAnswer(StatementNote::Kind kind) {
 void ServerCodec::SendReset() {
   prepared_.clear();
   notes_.clear();
+  sql_statements_.clear();
+  sql_requests_.clear();
   applied_ = login_.params;
+  baseline_ = login_.params;
   if (tx_ != TxState::kIdle) {
     // DISCARD ALL cannot run inside a transaction block; a separate message ends it first.
     SendInternal("ROLLBACK");
@@ -403,6 +483,9 @@ void ServerCodec::SendSetParameters(const ParamList& params) {
 ParamList ServerCodec::ParametersToApply(const ParamList& wanted) const {
   ParamList out;
   for (const auto& [name, value] : wanted) {
+    if (SqlStatementOfParam(name)) {
+      continue;  // ApplyParameters' (sql_statements.h)
+    }
     auto applied = FindParam(applied_, name);
     if (applied != applied_.end() && applied->second == value) {
       continue;
@@ -448,7 +531,7 @@ void ServerCodec::NoteChanged(std::string_view name, std::string_view value) {
 bool ServerCodec::ApplyParameters(const ParamList& wanted) {
   std::string sets;
   for (const auto& [name, value] : wanted) {
-    if (ReadOnly(name)) {
+    if (ReadOnly(name) || SqlStatementOfParam(name)) {
       continue;
     }
     auto applied = FindParam(applied_, name);
@@ -471,28 +554,48 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
       continue;
     }
     bool keep = FindParam(wanted, it->first) != wanted.end();
-    auto baseline = FindParam(login_.params, it->first);
-    if (keep || (baseline != login_.params.end() && baseline->second == it->second)) {
+    auto baseline = FindParam(baseline_, it->first);
+    if (keep || (baseline != baseline_.end() && baseline->second == it->second)) {
       ++it;
       continue;
     }
-    // RESET goes back to the session's default, the startup packet's value included.
-    resets += Cat("RESET ", QuoteIdent(ToLower(it->first)), ";");
-    if (baseline != login_.params.end()) {
+    auto login = FindParam(login_.params, it->first);
+    if (baseline != baseline_.end() &&
+        (login == login_.params.end() || login->second != baseline->second)) {
+      // init_sql set it: RESET would go past that, to the server's default.
+      sets +=
+          Cat(sets.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
+              QuoteLiteral(ToLower(it->first)), ", ", QuoteLiteral(baseline->second), ", false)");
+    } else {
+      // RESET goes back to the session's default, the startup packet's value included.
+      resets += Cat("RESET ", QuoteIdent(ToLower(it->first)), ";");
+    }
+    if (baseline != baseline_.end()) {
       it->second = baseline->second;
       ++it;
     } else {
       it = applied_.erase(it);
     }
   }
-  if (sets.empty() && resets.empty()) {
-    return false;
+  bool sent = false;
+  if (!sets.empty() || !resets.empty()) {
+    SendInternal(Cat(resets, sets.empty() ? "" : Cat(sets, ";")));
+    sent = true;
   }
-  SendInternal(Cat(resets, sets.empty() ? "" : Cat(sets, ";")));
-  return true;
+  // After the parameters, so that a statement is prepared under the client's search_path.
+  return ApplySqlStatements(wanted) || sent;
 }
 
 bool ServerCodec::SendReadBack(const std::vector<std::string>& names) {
+  reading_baseline_ = false;
+  if (std::any_of(names.begin(), names.end(),
+                  [](const std::string& n) { return SqlStatementOfParam(n).has_value(); })) {
+    // A client's SQL-level statements are no server parameters: the codec follows them itself.
+    std::vector<std::string> real;
+    std::copy_if(names.begin(), names.end(), std::back_inserter(real),
+                 [](const std::string& n) { return !SqlStatementOfParam(n).has_value(); });
+    return SendReadBack(real);
+  }
   if (names.empty()) {
     return false;
   }
@@ -527,8 +630,42 @@ void ServerCodec::OnReadBackRow(ByteView body) {
     // Only into applied_: params_ holds what the server reports, and it reports these (if at all)
     // when they change; a copy there would go stale at the next RESET.
     NoteChanged(name, *value);
+    if (reading_baseline_) {
+      auto it = FindParam(baseline_, name);
+      if (it != baseline_.end()) {
+        it->second = std::string(*value);
+      } else {
+        baseline_.emplace_back(name, std::string(*value));
+      }
+    }
     sink_.OnParameterStatus(name, *value);
   }
+}
+
+bool ServerCodec::SendBaseline(const std::vector<std::string>& init_sql) {
+  baseline_ = applied_;
+  std::vector<std::string> names;
+  for (const std::string& sql : init_sql) {
+    for (std::string& name : ClassifySql(sql).read_back) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        names.push_back(std::move(name));
+      }
+    }
+  }
+  bool sent = SendReadBack(names);
+  reading_baseline_ = sent;
+  return sent;
+}
+
+std::vector<std::string> ServerCodec::BaselineNames() const {
+  std::vector<std::string> names;
+  for (const auto& [name, value] : baseline_) {
+    auto login = FindParam(login_.params, name);
+    if (login == login_.params.end() || login->second != value) {
+      names.push_back(ToLower(name));
+    }
+  }
+  return names;
 }
 
 }  // namespace wirepool::codec::postgres

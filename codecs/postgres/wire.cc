@@ -159,6 +159,11 @@ std::string QueryMessage(std::string_view sql) {
   return w.Begin('Q').CString(sql).Take();
 }
 
+std::string CommandComplete(std::string_view tag) {
+  Writer w;
+  return w.Begin('C').CString(tag).Take();
+}
+
 std::string ReadyForQuery(char status) {
   Writer w;
   return w.Begin('Z').U8(static_cast<uint8_t>(status)).Take();

@@ -70,6 +70,7 @@ std::optional<ErrorFields> ParseErrorFields(ByteView body);
 std::string ErrorResponse(std::string_view severity, std::string_view code,
                           std::string_view message);
 std::string QueryMessage(std::string_view sql);
+std::string CommandComplete(std::string_view tag);
 std::string ReadyForQuery(char status);
 std::string ParameterStatus(std::string_view name, std::string_view value);
 

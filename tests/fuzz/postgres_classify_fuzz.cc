@@ -9,12 +9,15 @@
 // bits; a statement text (at most 200 bytes, no whitespace at either end) comes with pins and only
 // with them; read-back names are non-empty, have no ASCII upper case and appear once; text the
 // prefilter clears classifies empty, and so does its parse tree (ClassifySqlWithParser) unless the
-// grammar rejects it, since a prefilter that clears what the parser would pin is a bug.
+// grammar rejects it, since a prefilter that clears what the parser would pin is a bug. Classified
+// as a simple Query too (SQL-level prepared statements, codecs/postgres/sql_statements.h): the
+// ops round-trip through their note encoding and only PREPARE carries a text.
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "codecs/api/session.h"
 #include "codecs/postgres/classify.h"
@@ -60,8 +63,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view sql(text);
   const codec::RequestEffects effects = codec::postgres::ClassifySql(sql);
   fuzz::CheckEffects(effects);
+  // As a simple Query (SQL-level prepared statements followed, sql_statements.h): the ops survive
+  // their trip through a StatementNote's key, hold no NUL, and text the prefilter clears has none.
+  std::vector<codec::postgres::SqlOp> ops;
+  const codec::RequestEffects query_effects = codec::postgres::ClassifySql(sql, &ops);
+  fuzz::CheckEffects(query_effects);
+  fuzz::Check(ops.empty() || ops.back().kind != codec::postgres::SqlOp::kOther,
+              "trailing op that does nothing");
+  for (const codec::postgres::SqlOp& op : ops) {
+    fuzz::Check(op.name.find('\0') == std::string::npos && op.text.find('\0') == std::string::npos,
+                "op with a NUL byte");
+    fuzz::Check((op.kind == codec::postgres::SqlOp::kPrepare) == !op.text.empty(),
+                "PREPARE op without its text, or text on another op");
+  }
+  codec::postgres::SqlOps sent{false, ops};
+  fuzz::Check(codec::postgres::DecodeSqlOps(codec::postgres::EncodeSqlOps(sent)) == sent,
+              "ops changed on their way through a note");
   if (codec::postgres::PrefilterClears(sql)) {
     fuzz::Check(effects.empty(), "prefilter cleared, effects not empty");
+    fuzz::Check(ops.empty(), "prefilter cleared, ops not empty");
     const codec::RequestEffects parsed = codec::postgres::ClassifySqlWithParser(sql);
     fuzz::CheckEffects(parsed);
     codec::postgres::ParseTree tree;

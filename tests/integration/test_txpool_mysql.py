@@ -2,7 +2,9 @@
 """Transaction pooling on the mysql proxy: 200 PyMySQL clients over 5 backend
 connections run seeded random interleavings of SET SESSION, SET inside
 committed and rolled-back transactions, USE, GET_LOCK / RELEASE_ALL_LOCKS,
-and KILL QUERY from another session; a few clients also hold temporary
+server-side prepared statements (COM_STMT_PREPARE / EXECUTE / CLOSE, one text
+shared by every client and one of each client's own, parameter types sent
+with the first execution only), and KILL QUERY from another session; a few clients also hold temporary
 tables and user variables (pins nothing clears yet). After every step each
 client checks that it sees exactly its own state. The run reports server
 switches and pins by reason, and fails on any leak."""
@@ -22,6 +24,9 @@ from mysqlhelpers import (
     my_scalar,
     parse_sysbench,
     processlist_ids,
+    stmt_close,
+    stmt_execute,
+    stmt_prepare,
     sysbench,
 )
 
@@ -46,6 +51,7 @@ class Client:
         self.last_backend = None
         self.switches = 0
         self.pinned = False
+        self.statements = {}  # text -> statement id, for the ones open now
 
     def baseline(self):
         mode, timeout, autocommit, db, _ = self.query(STATE_SQL)[0]
@@ -69,9 +75,28 @@ class Client:
             assert self.query(f"SELECT COUNT(*) FROM wp_tmp_{self.index}")[0][0] == 1
 
 
+SHARED_STATEMENT = "SELECT CAST(? * 2 AS CHAR)"
+
+
+def _prepared_step(client, rng):
+    own = f"SELECT CONCAT(CAST(? AS CHAR), '-{client.index}')"
+    text = rng.choice([SHARED_STATEMENT, own])
+    first = text not in client.statements
+    if first:
+        stmt_id, params = stmt_prepare(client.conn, text)
+        assert params == 1
+        client.statements[text] = stmt_id
+    v = rng.randint(-1000, 1000)
+    rows = stmt_execute(client.conn, client.statements[text], [v], send_types=first)
+    want = str(v * 2) if text == SHARED_STATEMENT else f"{v}-{client.index}"
+    assert rows == [(want,)], f"client {client.index}: {text} with {v} gave {rows}"
+    if rng.random() < 0.2:
+        stmt_close(client.conn, client.statements.pop(text))
+
+
 def _step(client, rng, killer):
     op = rng.choice(["mode", "mode", "timeout", "commit", "rollback", "use", "lock", "kill",
-                     "show", "show"])
+                     "show", "show", "prepared", "prepared"])
     if op == "mode":
         mode = rng.choice(MODES)
         client.query("SET SESSION sql_mode = %s", (mode,))
@@ -97,6 +122,8 @@ def _step(client, rng, killer):
         db = rng.choice(["information_schema", client.env["WP_MY_DB"]])
         client.conn.select_db(db)
         client.expected["db"] = db
+    elif op == "prepared":
+        _prepared_step(client, rng)
     elif op == "lock":
         name = f"wp_lock_{client.index}"
         assert client.query("SELECT GET_LOCK(%s, 5)", (name,))[0][0] == 1
@@ -187,9 +214,11 @@ def test_200_clients_over_5_backends_each_see_only_their_own_state(my_env, my_pr
         c.conn.close()
 
 
-def test_sysbench_transaction_mode(my_env, my_proxy):
-    """oltp_read_write, 16 threads over 4 backends; --db-ps-mode=disable, since server-side
-    prepared statements still pin (COM_STMT_PREPARE re-prepare is not built yet)."""
+@pytest.mark.parametrize("ps_mode", ["disable", "auto"])
+def test_sysbench_transaction_mode(my_env, my_proxy, ps_mode):
+    """oltp_read_write, 16 threads over 4 backends, with text queries and with server-side
+    prepared statements (--db-ps-mode=auto: every thread's statements are prepared again on
+    whichever backend it lands on, and nothing pins)."""
     env = my_env
     target = my_proxy(pool_mode="transaction", max_backend_connections=4,
                       connection_borrow_timeout="30s")
@@ -200,8 +229,10 @@ def test_sysbench_transaction_mode(my_env, my_proxy):
     assert r.returncode == 0, r.stderr
     try:
         run = parse_sysbench(sysbench(env, target.host, target.port, user, password, "run",
-                                      "--threads=16", "--time=8", "--db-ps-mode=disable", **kw))
+                                      "--threads=16", "--time=8", f"--db-ps-mode={ps_mode}",
+                                      **kw))
         run.assert_clean()
-        print(f"\ntransactions: {run.transactions}, errors: {run.errors}")
+        print(f"\nps-mode={ps_mode}: transactions: {run.transactions}, errors: {run.errors}")
+        assert "pinned to its server" not in target.wp.log_text(), "a sysbench thread was pinned"
     finally:
         sysbench(env, target.host, target.port, user, password, "cleanup", timeout=60, **kw)

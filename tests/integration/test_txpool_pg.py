@@ -12,6 +12,7 @@ temp table that outlived its client's cleanup)."""
 import os
 import random
 import re
+import struct
 import subprocess
 import threading
 import time
@@ -21,6 +22,7 @@ import psycopg2.errors
 import pytest
 
 from wphelpers import connect, parse_pgbench, pgbench, scalar
+from wpwire import RawPg, message, parse_data_row, parse_error_fields
 
 CLIENTS = 200
 BACKENDS = 5
@@ -28,8 +30,6 @@ THREADS = 20
 STEPS_PER_THREAD = 120
 SEED = 20261129
 JDBC_JAR = "/usr/share/java/postgresql.jar"  # Debian libpostgresql-jdbc-java
-# The few clients that also hold pins the classifier cannot clear yet (SQL-level PREPARE).
-PREPARING_CLIENTS = 2
 
 STATE_SQL = ("SELECT current_setting('work_mem'), current_setting('statement_timeout'), "
              "current_setting('application_name'), current_setting('wp.tag', true), "
@@ -45,7 +45,9 @@ class Client:
                          "application_name": f"txc{index}", "wp.tag": None}
         self.last_pid = None
         self.switches = 0
-        self.prepared = False
+        # SQL-level statement wp_p, the same name for every client with a text of its own: what
+        # EXECUTE wp_p(1) must give this client (None: "does not exist", as on a fresh session).
+        self.prepared = None
 
     def check(self, where):
         with self.conn.cursor() as cur:
@@ -54,6 +56,11 @@ class Client:
         seen = {"work_mem": work_mem, "statement_timeout": timeout, "application_name": app,
                 "wp.tag": tag or None}
         assert seen == self.expected, f"client {self.index} after {where}: {seen} != {self.expected}"
+        try:
+            got = self.run("EXECUTE wp_p(1)")[0][0]
+        except psycopg2.errors.InvalidSqlStatementName:
+            got = None
+        assert got == self.prepared, f"client {self.index} after {where}: EXECUTE gave {got}"
         if self.last_pid is not None and pid != self.last_pid:
             self.switches += 1
         self.last_pid = pid
@@ -66,7 +73,8 @@ class Client:
 
 def _step(client, rng):
     op = rng.choice(["set", "set", "set_config", "reset", "commit", "rollback", "local",
-                     "savepoint", "temp", "advisory", "cancel", "show", "show"])
+                     "savepoint", "temp", "advisory", "cancel", "show", "show", "prepare",
+                     "prepare"])
     if op == "set":
         mb = rng.randint(1, 64)
         client.run(f"SET work_mem = '{mb}MB'")
@@ -116,6 +124,28 @@ def _step(client, rng):
         assert client.run("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                           "AND pid = pg_backend_pid() AND objid = %s", (key,))[0][0] == 1
         client.run("SELECT pg_advisory_unlock_all()")
+    elif op == "prepare":
+        # SQL-level PREPARE / DEALLOCATE, alone, with others, or in a transaction that rolls
+        # back (they are not transactional: what ran stands).
+        if client.prepared is not None:
+            how = rng.choice(["alone", "multi"])
+            client.run("DEALLOCATE wp_p" if how == "alone" else "SELECT 1; DEALLOCATE wp_p")
+            client.prepared = None
+            op = f"deallocate_{how}"
+        else:
+            add = client.index * 1000 + rng.randint(0, 999)
+            how = rng.choice(["alone", "multi", "rollback"])
+            sql = f"PREPARE wp_p(int) AS SELECT $1 + {add}"
+            if how == "alone":
+                client.run(sql)
+            elif how == "multi":
+                client.run(f"SELECT 1; {sql}; SELECT 2")
+            else:
+                client.run("BEGIN")
+                client.run(sql)
+                client.run("ROLLBACK")
+            client.prepared = 1 + add
+            op = f"prepare_{how}"
     elif op == "cancel":
         def cancel_soon():
             time.sleep(0.3)
@@ -140,9 +170,9 @@ def test_200_clients_over_5_backends_each_see_only_their_own_state(env, wirepool
                          connection_borrow_timeout="30s"))
     port = wp.port("pg")
     clients = [Client(env, port, role, i) for i in range(CLIENTS)]
-    for c in clients[:PREPARING_CLIENTS]:
-        c.run("PREPARE wp_p(int) AS SELECT $1 + 1")
-        c.prepared = True
+    for c in clients[:CLIENTS // 4]:
+        c.run("PREPARE wp_p(int) AS SELECT $1 + %s", (c.index * 1000,))
+        c.prepared = 1 + c.index * 1000
     for c in clients:
         c.check("login")
 
@@ -157,8 +187,6 @@ def test_200_clients_over_5_backends_each_see_only_their_own_state(env, wirepool
             for _ in range(STEPS_PER_THREAD):
                 c = rng.choice(mine)
                 op = _step(c, rng)
-                if c.prepared:
-                    assert c.run("EXECUTE wp_p(41)")[0][0] == 42
                 with lock:
                     ops[op] = ops.get(op, 0) + 1
         except BaseException as e:  # noqa: BLE001 - reported below
@@ -181,7 +209,9 @@ def test_200_clients_over_5_backends_each_see_only_their_own_state(env, wirepool
     print(f"\nsteps by kind: {ops}\nserver switches: {switches}\nclients pinned, by reason: {pins}")
     assert switches >= 10 * BACKENDS, f"only {switches} server switches: nothing was multiplexed"
     assert pins.get("temp_table", 0) > 0 and pins.get("advisory_lock", 0) > 0, pins
-    assert pins.get("unclassified", 0) == PREPARING_CLIENTS, pins
+    # SQL-level prepared statements follow their clients: nothing is pinned for them.
+    assert pins.get("unclassified", 0) == 0, pins
+    assert ops.get("prepare_alone", 0) > 0 and ops.get("deallocate_multi", 0) > 0, ops
     assert ops.get("cancel", 0) > 0, f"no cancel took effect: {ops}"
 
     # No leak: wirepool never held more than BACKENDS connections, none is left inside a
@@ -271,3 +301,157 @@ def test_pgjdbc_prepare_threshold_1(env, wirepool, config, role, tmp_path):
     r = subprocess.run(["java", "-cp", JDBC_JAR, source, url, role.name, role.password, "12", "40"],
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0 and r.stdout.startswith("ok executions=1440"), (r.stdout, r.stderr)
+
+
+# ---- Prepared statements under transaction pooling -------------------------------------------
+
+
+def _raw(env, port, role):
+    return RawPg(env["WP_PG_HOST"], port).login(role.name, role.password, env["WP_PG_DB"])
+
+
+def _parse(name, sql):
+    return message(b"P", name.encode() + b"\x00" + sql.encode() + b"\x00" + struct.pack("!h", 0))
+
+
+def _bind(statement):
+    return message(b"B", b"\x00" + statement.encode() + b"\x00" + struct.pack("!hhh", 0, 0, 0))
+
+
+def _execute():
+    return message(b"E", b"\x00" + struct.pack("!i", 0))
+
+
+def _extended(raw, *messages):
+    """Sends the messages and a Sync; returns (rows, error fields or None) once ReadyForQuery."""
+    raw.send(b"".join(messages) + message(b"S"))
+    rows, error = [], None
+    while True:
+        kind, payload = raw.read_message()
+        if kind == b"D":
+            rows.append(parse_data_row(payload))
+        elif kind == b"E":
+            error = parse_error_fields(payload)
+        elif kind == b"Z":
+            return rows, error
+
+
+def _sqlstate(fn):
+    try:
+        fn()
+    except psycopg2.Error as e:
+        return e.pgcode
+    return None
+
+
+def test_sql_prepared_statements_follow_their_clients(env, wirepool, config, role):
+    # One backend: every client's statements meet on it, under the same name.
+    wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=1))
+    port = wp.port("pg")
+    one = connect(env, port, role.name, role.password)
+    two = connect(env, port, role.name, role.password)
+    fresh = connect(env, port, role.name, role.password)
+    one.cursor().execute("PREPARE s(int) AS SELECT 'one' || $1")
+    two.cursor().execute("SELECT 1; PREPARE s(int) AS SELECT 'two' || $1")
+    assert scalar(one, "SELECT pg_backend_pid()") == scalar(two, "SELECT pg_backend_pid()")
+    for i in range(5):
+        assert scalar(one, "EXECUTE s(%s)", (i,)) == f"one{i}"
+        assert scalar(two, "EXECUTE s(%s)", (i,)) == f"two{i}"
+        # A client that prepared nothing sees nothing, as on a fresh session.
+        assert _sqlstate(lambda: scalar(fresh, "EXECUTE s(1)")) == "26000"
+        assert scalar(fresh, "SELECT count(*) FROM pg_prepared_statements WHERE from_sql") == 0
+    # A PREPARE in a transaction that rolls back stands (PostgreSQL's PREPARE is not
+    # transactional), and so does its DEALLOCATE.
+    fresh.autocommit = False
+    fresh.cursor().execute("PREPARE t AS SELECT 'fresh'")
+    fresh.rollback()
+    fresh.autocommit = True
+    assert scalar(fresh, "EXECUTE t") == "fresh"
+    assert _sqlstate(lambda: scalar(one, "EXECUTE t")) == "26000"
+    # Taken on this client's own session only: PREPARE of a name it has fails as it would.
+    assert _sqlstate(lambda: one.cursor().execute("PREPARE s AS SELECT 1")) == "42P05"
+    one.cursor().execute("DEALLOCATE s")
+    assert _sqlstate(lambda: scalar(one, "EXECUTE s(1)")) == "26000"
+    assert scalar(two, "EXECUTE s(7)") == "two7"
+    for c in (one, two, fresh):
+        c.close()
+    assert "unclassified" not in wp.log_text()
+
+
+def test_discard_all_resets_only_its_own_client(env, wirepool, config, role):
+    wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=1))
+    port = wp.port("pg")
+    with _raw(env, port, role) as raw:
+        rows, error = _extended(raw, _parse("S1", "SELECT 'kept'"), _bind("S1"), _execute())
+        assert error is None and rows == [("kept",)]
+        other = connect(env, port, role.name, role.password)
+        default = scalar(other, "SHOW work_mem")
+        other.cursor().execute("SET work_mem = '7MB'")
+        other.cursor().execute("PREPARE mine AS SELECT 1")
+        assert scalar(other, "SHOW work_mem") == "7MB"
+        with other.cursor() as cur:
+            cur.execute("DISCARD ALL")
+            assert cur.statusmessage == "DISCARD ALL"
+        assert scalar(other, "SHOW work_mem") == default
+        assert _sqlstate(lambda: scalar(other, "EXECUTE mine")) == "26000"
+        # The shared server kept the other client's statement: nothing to prepare again.
+        assert scalar(other, "SELECT count(*) FROM pg_prepared_statements "
+                             "WHERE name LIKE 'wp\\_%%'") == 1
+        rows, error = _extended(raw, _bind("S1"), _execute())
+        assert error is None and rows == [("kept",)]
+        # Inside a transaction block it fails as PostgreSQL makes it fail.
+        other.autocommit = False
+        assert _sqlstate(lambda: other.cursor().execute("DISCARD ALL")) == "25001"
+        other.rollback()
+        other.autocommit = True
+        with other.cursor() as cur:
+            cur.execute("DEALLOCATE ALL")
+            assert cur.statusmessage == "DEALLOCATE ALL"
+        rows, error = _extended(raw, _bind("S1"), _execute())
+        assert error is None and rows == [("kept",)]
+        other.close()
+
+
+def test_statements_past_max_prepared_statements_still_work(env, wirepool, config, role):
+    cap = 3
+    wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=1,
+                         max_prepared_statements=cap))
+    port = wp.port("pg")
+    watcher = connect(env, port, role.name, role.password)
+    with _raw(env, port, role) as raw:
+        for i in range(10):
+            _, error = _extended(raw, _parse(f"S{i}", f"SELECT {i}"))
+            assert error is None, error
+        for round_ in range(2):
+            for i in range(10):
+                rows, error = _extended(raw, _bind(f"S{i}"), _execute())
+                assert error is None and rows == [(str(i),)], (round_, i, rows, error)
+            held = scalar(watcher, "SELECT count(*) FROM pg_prepared_statements "
+                                   "WHERE name LIKE 'wp\\_%%'")
+            assert held <= cap, held
+    watcher.close()
+
+
+def test_parse_of_a_taken_name_fails_with_42p05(env, wirepool, config, role):
+    wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=2))
+    port = wp.port("pg")
+    with _raw(env, port, role) as raw:
+        _, error = _extended(raw, _parse("S1", "SELECT 1"))
+        assert error is None
+        _, error = _extended(raw, _parse("S1", "SELECT 2"))
+        assert error is not None and error["C"] == "42P05", error
+        assert error["M"] == 'prepared statement "S1" already exists'
+        rows, error = _extended(raw, _bind("S1"), _execute())
+        assert error is None and rows == [("1",)]
+        # A Parse that failed leaves the name free, as in PostgreSQL.
+        _, error = _extended(raw, _parse("S2", "SELEC 2"))
+        assert error is not None and error["C"] == "42601"
+        _, error = _extended(raw, _parse("S2", "SELECT 2"))
+        assert error is None, error
+        rows, error = _extended(raw, _bind("S2"), _execute())
+        assert error is None and rows == [("2",)]
+        # Closed, the name is free again.
+        _, error = _extended(raw, message(b"C", b"SS1\x00"), _parse("S1", "SELECT 3"))
+        assert error is None, error
+        rows, error = _extended(raw, _bind("S1"), _execute())
+        assert error is None and rows == [("3",)]

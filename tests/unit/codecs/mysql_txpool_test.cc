@@ -526,18 +526,21 @@ std::string DescribeEffects(const RequestEffects& e) {
 
 class ClientRun final : public ClientCodecSink {
  public:
-  ClientRun(bool classify, Cut cut, uint32_t seed) : feeder_(cut, seed) {
+  ClientRun(bool classify, Cut cut, uint32_t seed, PinSet refuse_pins = 0)
+      : feeder_(cut, seed), refuse_pins_(refuse_pins) {
     ClientCodecOptions options;
     options.auth_method = std::string(kNativePassword);
     options.random = CounterRandom("");
     options.connection_id = 7;
     options.classify = classify;
+    options.refuse_pins = refuse_pins;
     codec_ = std::make_unique<ClientCodec>(options, *this);
     codec_->Start();
     Feeder whole(Cut::kWhole, 0);
     whole.Feed(ClientLogin(), [this](ByteView in) { return codec_->OnBytes(in); });
     EXPECT_TRUE(authenticated_);
     codec_->CompleteLogin({{"server_version", "10.11.6-MariaDB"}});
+    logged_in_ = true;
   }
 
   ClientCodec& codec() { return *codec_; }
@@ -547,7 +550,15 @@ class ClientRun final : public ClientCodecSink {
   std::vector<std::string> Take() { return feeder_.Take(); }
   const std::string& forwarded() const { return feeder_.forwarded(); }
 
-  void SendToClient(std::string_view) override {}
+  // pin_as_error: the codec answers a refused request itself.
+  void SendToClient(std::string_view bytes) override {
+    if (logged_in_ && refuse_pins_ != 0) {
+      feeder_.Add(Cat("to-client ", Hex(bytes)));
+    }
+  }
+  void OnRequestRefused(const RequestEffects& effects) override {
+    feeder_.Add(Cat("refused ", DescribeEffects(effects)));
+  }
   void OnStartup(const StartupInfo& info) override {
     secret_ = UserSecret{info.user, "alice-pw", {}};
     codec_->BeginAuth(&secret_);
@@ -570,6 +581,8 @@ class ClientRun final : public ClientCodecSink {
   Feeder feeder_;
   UserSecret secret_;
   bool authenticated_ = false;
+  bool logged_in_ = false;
+  PinSet refuse_pins_ = 0;
 };
 
 // Feeds `stream` after a login, whole, byte by byte and in seeded random cuts; all runs must
@@ -632,12 +645,12 @@ TEST(MysqlTxpoolTest, FoundRowsPinHoldsForExactlyOneMoreRequest) {
 TEST(MysqlTxpoolTest, PrepareAndResetConnection) {
   std::string stream = Command(kComStmtPrepare, "SELECT ?") + Command(kComResetConnection) +
                        Command(kComStmtPrepare, "SET sql_mode = ?");
+  // Preparing runs nothing: what a statement does is reported at each execution
+  // (mysql_statements_test.cc).
   EXPECT_EQ(Join(RunClient(stream)), Join({
-                                         "effects pins=unclassified",
                                          "request-end 22",
                                          "effects unpins=all reset=1",
                                          "request-end 31",
-                                         "effects pins=unclassified read_back=sql_mode",
                                          "request-end 22",
                                          "end buffered=0",
                                      }));
@@ -668,6 +681,134 @@ TEST(MysqlTxpoolTest, QueryIsHeldUntilWholeWhenClassifying) {
       EXPECT_EQ(step.bytes, 100u);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxy's setup: startup parameters and init_sql as the baseline (SendBaseline)
+
+Action Baseline(std::vector<std::string> init_sql) {
+  return {"", "baseline", [init_sql = std::move(init_sql)](ServerCodec& c) {
+            return Cat("-> ", c.SendBaseline(init_sql) ? "true" : "false");
+          }};
+}
+
+Action Reset() {
+  return {"", "reset", [](ServerCodec& c) {
+            c.SendReset();
+            std::string names;
+            for (const std::string& n : c.BaselineNames()) {
+              names += Cat(names.empty() ? "" : ",", n);
+            }
+            return Cat("baseline-names {", names, "}");
+          }};
+}
+
+TEST(MysqlTxpoolTest, StartupParametersAndInitSqlAreTheBaselineApplyReturnsTo) {
+  const std::string init = "SET SESSION sql_mode = 'ANSI_QUOTES'";
+  std::string ok = Pkt(1, Ok());
+  std::string head = Packets(1, {ColumnCount(2), ColumnDef("a"), ColumnDef("b")});
+  std::string row = Pkt(4,
+                        "\x04"
+                        "1234\x0b"
+                        "ANSI_QUOTES");
+  std::string end = Pkt(5, OkFe());
+  auto events = RunAllWays({
+      // The user's startup parameters, as the proxy sets them, then init_sql.
+      Apply({{"lock_wait_timeout", "1234"}}),
+      Feed(ok),
+      Internal(init),
+      Feed(ok),
+      Baseline({init}),
+      Feed(head + row + end),
+      // The baseline needs nothing; a client's own value is set, and the next client gets the
+      // baseline's value back rather than the server's DEFAULT.
+      Apply({}),
+      Apply({{"sql_mode", "ANSI_QUOTES"}}),
+      Apply({{"sql_mode", "TRADITIONAL"}, {"lock_wait_timeout", "5"}}),
+      Feed(ok),
+      Apply({}),
+      Feed(ok),
+      Apply({}),
+      Reset(),
+  });
+  EXPECT_EQ(Join(events), Join({
+                              "apply {lock_wait_timeout=1234}",
+                              "COM_QUERY SET @@SESSION.lock_wait_timeout = 1234",
+                              "-> true",
+                              "internal-done ok",
+                              Consume(ok),
+                              "internal query",
+                              Cat("COM_QUERY ", init),
+                              "internal-done ok",
+                              Consume(ok),
+                              "baseline",
+                              "COM_QUERY SELECT @@SESSION.lock_wait_timeout, @@SESSION.sql_mode",
+                              "-> true",
+                              Consume(head),
+                              "param lock_wait_timeout=1234",
+                              "param sql_mode=ANSI_QUOTES",
+                              Consume(row),
+                              "internal-done ok",
+                              Consume(end),
+                              "apply {}",
+                              "-> false",
+                              "apply {sql_mode=ANSI_QUOTES}",
+                              "-> false",
+                              "apply {sql_mode=TRADITIONAL, lock_wait_timeout=5}",
+                              "COM_QUERY SET @@SESSION.sql_mode = 'TRADITIONAL', "
+                              "@@SESSION.lock_wait_timeout = 5",
+                              "-> true",
+                              "internal-done ok",
+                              Consume(ok),
+                              "apply {}",
+                              "COM_QUERY SET @@SESSION.sql_mode = 'ANSI_QUOTES', "
+                              "@@SESSION.lock_wait_timeout = 1234",
+                              "-> true",
+                              "internal-done ok",
+                              Consume(ok),
+                              "apply {}",
+                              "-> false",
+                              "reset",
+                              "send 010000001f",
+                              "baseline-names {}",
+                              "end buffered=0",
+                          }));
+}
+
+TEST(MysqlTxpoolTest, RefusedQueryIsAnsweredWithNotSupportedAndNeverForwarded) {
+  const PinSet refuse = PinBit(PinReason::kTempTable);
+  std::string refused = Query("CREATE TEMPORARY TABLE t (a int)");
+  std::string next = Query("SELECT 1");
+  std::string lock = Query("SELECT GET_LOCK('x', 1)");
+  std::string error = Pkt(1, ErrPayload(1235, "42000",
+                                        "wirepool: statement refused: it would pin this "
+                                        "connection (temp_table) and pin_as_error lists "
+                                        "temp_table: CREATE TEMPORARY TABLE t (a int)"));
+  std::vector<std::string> first;
+  for (int i = -2; i < kRandomCuts; ++i) {
+    Cut cut = i == -2 ? Cut::kWhole : i == -1 ? Cut::kBytewise : Cut::kRandom;
+    ClientRun run(/*classify=*/true, cut, kSplitSeed + static_cast<uint32_t>(i + 2), refuse);
+    run.Feed(refused);
+    run.Feed(next + lock);
+    std::vector<std::string> events = run.Take();
+    EXPECT_EQ(Hex(run.forwarded()), Hex(next + lock)) << "cut " << i;
+    if (i == -2) {
+      first = std::move(events);
+    } else {
+      EXPECT_EQ(Join(events), Join(first)) << "cut " << i;
+    }
+  }
+  EXPECT_EQ(Join(first), Join({
+                             "refused effects pins=temp_table",
+                             Cat("to-client ", Hex(error)),
+                             Consume(refused),
+                             "request-end 3",
+                             Cat("forward ", Hex(next)),
+                             "effects pins=advisory_lock",
+                             "request-end 3",
+                             Cat("forward ", Hex(lock)),
+                             "end buffered=0",
+                         }));
 }
 
 }  // namespace

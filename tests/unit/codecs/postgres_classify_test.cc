@@ -234,12 +234,62 @@ TEST(PostgresClassify, ListenAndCursorsAndLoad) {
   EXPECT_EQ(Classify("LOAD 'auto_explain'").statement, "LOAD 'auto_explain'");
 }
 
-TEST(PostgresClassify, SqlPreparedStatements) {
+// Without ops (a Parse, which may run its text any number of times), PREPARE and DEALLOCATE of a
+// name pin; DEALLOCATE ALL and DISCARD ALL need not (the server codec sees their CommandComplete).
+TEST(PostgresClassify, SqlPreparedStatementsPinWithoutOps) {
   EXPECT_EQ(Pins("PREPARE p(int) AS SELECT $1"), kUnclassified);
   EXPECT_EQ(Pins("prepare q as update t set a = 1"), kUnclassified);
   EXPECT_TRUE(Empty("EXECUTE p(1)"));
-  EXPECT_TRUE(Empty("DEALLOCATE p"));
+  EXPECT_EQ(Pins("DEALLOCATE p"), kUnclassified);
   EXPECT_TRUE(Empty("DEALLOCATE PREPARE ALL"));
+}
+
+// With ops (a simple Query): one SqlOp per statement, up to the last that does anything.
+std::vector<SqlOp> Ops(std::string_view sql, RequestEffects* effects = nullptr) {
+  std::vector<SqlOp> ops;
+  RequestEffects e = ClassifySql(sql, &ops);
+  if (effects != nullptr) {
+    *effects = e;
+  }
+  return ops;
+}
+
+TEST(PostgresClassify, SqlPreparedStatementOps) {
+  RequestEffects e;
+  EXPECT_THAT(Ops("PREPARE Foo (int) AS SELECT $1", &e),
+              ElementsAre(SqlOp{SqlOp::kPrepare, "foo", "PREPARE Foo (int) AS SELECT $1"}));
+  EXPECT_TRUE(e.empty());
+  // Each statement's own text (from just after the ';' before it, as PostgreSQL cuts it);
+  // statements that do nothing keep their place before the last op.
+  EXPECT_THAT(
+      Ops("SELECT 1; prepare \"A b\" as select 2 ; EXECUTE x; DEALLOCATE PREPARE y; SELECT 3"),
+      ElementsAre(SqlOp{}, SqlOp{SqlOp::kPrepare, "A b", " prepare \"A b\" as select 2 "}, SqlOp{},
+                  SqlOp{SqlOp::kDeallocate, "y", ""}));
+  EXPECT_THAT(Ops("DEALLOCATE ALL"), ElementsAre(SqlOp{SqlOp::kDeallocateAll, "", ""}));
+  EXPECT_THAT(Ops("discard all"), ElementsAre(SqlOp{SqlOp::kDiscardAll, "", ""}));
+  EXPECT_THAT(Ops("EXECUTE foo(1)"), IsEmpty());
+  EXPECT_THAT(Ops("SELECT 1; DISCARD TEMP"), IsEmpty());
+  // The prefilter keeps ordinary text off the parser: no ops.
+  EXPECT_THAT(Ops("SELECT 'PREPARE x AS SELECT 1'"), IsEmpty());
+  // A prepared query that does anything to the session would do it at each EXECUTE, unseen.
+  EXPECT_THAT(Ops("PREPARE l AS SELECT pg_advisory_lock(1)", &e), IsEmpty());
+  EXPECT_EQ(e.pins, kUnclassified | kAdvisory);
+  EXPECT_THAT(Ops("PREPARE u AS SELECT pg_advisory_unlock_all()", &e), IsEmpty());
+  EXPECT_EQ(e.pins, kUnclassified);
+  EXPECT_EQ(e.unpins, 0u);
+}
+
+TEST(PostgresClassify, SqlOpsRoundTrip) {
+  SqlOps ops{true,
+             {SqlOp{}, SqlOp{SqlOp::kPrepare, "a", "PREPARE a AS SELECT 1"},
+              SqlOp{SqlOp::kDeallocate, "b", ""}}};
+  EXPECT_EQ(DecodeSqlOps(EncodeSqlOps(ops)), ops);
+  EXPECT_EQ(DecodeSqlOps(EncodeSqlOps(SqlOps{})), SqlOps{});
+  EXPECT_FALSE(DecodeSqlOps("").has_value());
+  EXPECT_FALSE(DecodeSqlOps("FPa").has_value());
+  EXPECT_FALSE(DecodeSqlOps("F?a\0b\0").has_value());
+  EXPECT_EQ(SqlStatementOfParam(SqlStatementParam("x y")), "x y");
+  EXPECT_FALSE(SqlStatementOfParam("search_path").has_value());
 }
 
 TEST(PostgresClassify, DoBlocksAndFunctions) {

@@ -561,11 +561,13 @@ std::string DescribeEffects(const RequestEffects& e) {
 
 class ClientRun final : public ClientCodecSink {
  public:
-  ClientRun(bool classify, Cut cut, uint32_t seed) : feeder_(cut, seed) {
+  ClientRun(bool classify, Cut cut, uint32_t seed, PinSet refuse_pins = 0)
+      : feeder_(cut, seed), refuse_pins_(refuse_pins) {
     ClientCodecOptions options;
     options.auth_method = "md5";
     options.random = CounterRandom("");
     options.classify = classify;
+    options.refuse_pins = refuse_pins;
     codec_ = std::make_unique<ClientCodec>(options, *this);
     std::string login = Startup() + Md5Password();
     Feeder whole(Cut::kWhole, 0);
@@ -601,6 +603,15 @@ class ClientRun final : public ClientCodecSink {
   void OnProtocolError(const absl::Status& status) override {
     feeder_.Add(Cat("protocol-error ", Sv(status.message())));
   }
+  // pin_as_error: the refusal, and what the codec sends the server in the request's place.
+  void OnRequestRefused(const RequestEffects& effects) override {
+    feeder_.Add(Cat("refused ", PinNames(effects.pins)));
+  }
+  void SendToServer(std::string_view bytes) override {
+    if (refuse_pins_ != 0) {
+      feeder_.Add(Cat("to-server ", Hex(bytes)));
+    }
+  }
 
  private:
   std::unique_ptr<ClientCodec> codec_;
@@ -608,6 +619,7 @@ class ClientRun final : public ClientCodecSink {
   UserSecret secret_;
   bool authenticated_ = false;
   std::vector<std::string> statements_;
+  PinSet refuse_pins_ = 0;
 };
 
 // Feeds `stream` after a login, whole, byte by byte and in seeded random cuts; all runs must
@@ -721,6 +733,219 @@ TEST(PostgresTxpoolTest, QueryTooLargeToClassifyPinsAtOnce) {
   EXPECT_EQ(step.bytes, start.size());
   EXPECT_EQ(Join(Reports(run.Take())),
             Join({"effects pins=unclassified", "request-end Q", "end buffered=0"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxy's setup: ServerCodec::SendBaseline (init_sql) and ApplyParameters against it
+
+Action Baseline(std::vector<std::string> init_sql) {
+  return {"", "baseline", [init_sql = std::move(init_sql)](ServerCodec& c) {
+            return Cat("-> ", c.SendBaseline(init_sql) ? "true" : "false");
+          }};
+}
+
+Action BaselineNames() {
+  return {"", "baseline-names", [](ServerCodec& c) {
+            std::string names;
+            for (const std::string& n : c.BaselineNames()) {
+              names += Cat(names.empty() ? "" : ",", n);
+            }
+            return Cat("-> {", names, "}");
+          }};
+}
+
+Action Reset() {
+  return {"", "reset", [](ServerCodec& c) {
+            c.SendReset();
+            return std::string();
+          }};
+}
+
+std::vector<std::string> WithoutConsume(std::vector<std::string> events) {
+  std::erase_if(events, [](const std::string& e) { return e.starts_with("consume "); });
+  return events;
+}
+
+TEST(PostgresTxpoolTest, InitSqlValuesAreTheBaselineApplyReturnsTo) {
+  const std::string init = "SET statement_timeout = '7s'; SELECT 1";
+  std::string done = Complete("SET") + ReadyForQuery('I');
+  auto events = WithoutConsume(RunAllWays({
+      Internal(init),
+      Feed(Complete("SET") + SelectAnswer({"1"})),
+      Baseline({init, "SELECT 2"}),
+      Feed(SelectAnswer({"7s"})),
+      BaselineNames(),
+      // The baseline needs nothing; a client's own value is set, and the next client gets the
+      // baseline back with set_config (RESET would go back to the server's default).
+      Apply({}),
+      Apply({{"statement_timeout", "7s"}}),
+      Apply({{"statement_timeout", "1s"}}),
+      Feed(SelectAnswer({"1s"})),
+      Apply({}),
+      Feed(SelectAnswer({"7s"})),
+      Apply({}),
+      // A reset forgets it: init_sql runs again (the proxy's part), then SendBaseline.
+      Reset(),
+      Feed(Complete("DISCARD ALL") + ReadyForQuery('I')),
+      BaselineNames(),
+      Baseline({"SELECT 1"}),
+  }));
+  EXPECT_EQ(Join(events),
+            Join({
+                "internal query",
+                "query SET statement_timeout = '7s'; SELECT 1",
+                "internal-done ok",
+                "baseline",
+                "query SELECT pg_catalog.current_setting(E'statement_timeout', true)",
+                "-> true",
+                "param statement_timeout=7s",
+                "internal-done ok",
+                "baseline-names",
+                "-> {statement_timeout}",
+                "apply {}",
+                "-> false",
+                "apply {statement_timeout=7s}",
+                "-> false",
+                "apply {statement_timeout=1s}",
+                "query SELECT pg_catalog.set_config(E'statement_timeout', E'1s', false);",
+                "-> true",
+                "internal-done ok",
+                "apply {}",
+                "query SELECT pg_catalog.set_config(E'statement_timeout', E'7s', false);",
+                "-> true",
+                "internal-done ok",
+                "apply {}",
+                "-> false",
+                "reset",
+                "query DISCARD ALL",
+                "internal-done ok",
+                "baseline-names",
+                "-> {}",
+                "baseline",
+                "-> false",
+                "end buffered=0",
+            }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClientCodec with refuse_pins (pin_as_error)
+
+std::string ParseTyped(std::string_view name, std::string_view sql,
+                       const std::vector<uint32_t>& types) {
+  Writer w;
+  w.Begin('P').CString(name).CString(sql).U16(static_cast<uint16_t>(types.size()));
+  for (uint32_t t : types) {
+    w.U32(t);
+  }
+  return w.Take();
+}
+
+constexpr char kRaisePrefix[] =
+    "DO $wirepool$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = E'wirepool: statement "
+    "refused: it would pin this connection (";
+
+// Feeds `stream` with temp_table and advisory_lock refused, all ways; all runs must agree.
+std::vector<std::string> RunRefusing(std::string_view stream, std::string* forwarded = nullptr) {
+  const PinSet refuse = PinBit(PinReason::kTempTable) | PinBit(PinReason::kAdvisoryLock);
+  std::vector<std::string> first;
+  for (int i = -2; i < kRandomCuts; ++i) {
+    Cut cut = i == -2 ? Cut::kWhole : i == -1 ? Cut::kBytewise : Cut::kRandom;
+    ClientRun run(/*classify=*/true, cut, kSplitSeed + static_cast<uint32_t>(i + 2), refuse);
+    run.Feed(stream);
+    std::vector<std::string> events = run.Take();
+    if (i == -2) {
+      first = std::move(events);
+      if (forwarded != nullptr) {
+        *forwarded = run.forwarded();
+      }
+    } else {
+      EXPECT_EQ(Join(events), Join(first)) << "cut " << i;
+    }
+  }
+  return first;
+}
+
+TEST(PostgresTxpoolTest, RefusedQueryIsReplacedByOneThatRaisesTheRefusal) {
+  std::string refused = Query("CREATE TEMP TABLE t (a int) -- it's $x$ \\ here");
+  std::string next = Query("SELECT 1");
+  std::string forwarded;
+  auto events = RunRefusing(refused + next, &forwarded);
+  std::string raise =
+      Cat(kRaisePrefix,
+          "temp_table) and pin_as_error lists temp_table: CREATE TEMP TABLE t (a int) -- it''s "
+          "\\x24x\\x24 \\\\ here'; END$wirepool$");
+  EXPECT_EQ(Join(events), Join({
+                              "refused temp_table",
+                              Cat("to-server ", Hex(QueryMessage(raise))),
+                              "request-end Q",
+                              Consume(refused),
+                              "request-end Q",
+                              Cat("forward ", Hex(next)),
+                              "end buffered=0",
+                          }));
+  EXPECT_EQ(forwarded, next);
+}
+
+TEST(PostgresTxpoolTest, RefusedParseKeepsItsParameterTypesAndItsBindStillFits) {
+  // Unspecified types become text; the client's own stay.
+  std::string refused = ParseTyped("", "SELECT pg_advisory_lock($1), $2", {0, 23});
+  std::string rest = Bind("") + Execute() + Sync();
+  std::string forwarded;
+  auto events = RunRefusing(refused + rest, &forwarded);
+  std::string raise = Cat(kRaisePrefix,
+                          "advisory_lock) and pin_as_error lists advisory_lock: SELECT "
+                          "pg_advisory_lock(\\x241), \\x242'; END$wirepool$");
+  EXPECT_EQ(Join(events), Join({
+                              "refused advisory_lock",
+                              Cat("to-server ", Hex(ParseTyped("", raise, {25, 23}))),
+                              Consume(refused),
+                              Cat("forward ", Hex(Bind("") + Execute())),
+                              "request-end S",
+                              Cat("forward ", Hex(Sync())),
+                              "end buffered=0",
+                          }));
+  EXPECT_EQ(forwarded, rest);
+}
+
+TEST(PostgresTxpoolTest, RefusedNamedParseIsPreparedUnderItsKeyLikeAnyOther) {
+  std::string refused = ParseTyped("s1", "CREATE TEMP TABLE t (a int)", {});
+  auto events = RunRefusing(refused + Sync());
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events[0], "refused temp_table");
+  // Close + Parse of "wp_<key>", with the raising text.
+  EXPECT_TRUE(events[1].starts_with(Cat("to-server ", Hex(std::string("C")))));
+  EXPECT_THAT(events[1], HasSubstr(Hex(std::string_view("Swp_"))));
+  EXPECT_THAT(events[1], HasSubstr(Hex(std::string_view(kRaisePrefix))));
+  EXPECT_EQ(events[2], Consume(refused));
+}
+
+TEST(PostgresTxpoolTest, UnlistedPinsAreReportedAsUsual) {
+  std::string stream = Query("LISTEN x") + Query("SET work_mem = '1MB'");
+  EXPECT_EQ(Join(Reports(RunRefusing(stream))),
+            Join({"effects pins=listen", "request-end Q", "effects read_back=work_mem",
+                  "request-end Q", "end buffered=0"}));
+}
+
+TEST(PostgresTxpoolTest, RefusedQueryTooLargeToClassifyIsDroppedAsItArrives) {
+  constexpr size_t kText = (1 << 20) + 10;
+  uint32_t len = static_cast<uint32_t>(4 + kText + 1);
+  std::string head = std::string("Q") + static_cast<char>(len >> 24) +
+                     static_cast<char>(len >> 16) + static_cast<char>(len >> 8) +
+                     static_cast<char>(len);
+  ClientRun run(/*classify=*/true, Cut::kWhole, 0, PinBit(PinReason::kUnclassified));
+  Step step = run.codec().OnBytes(AsBytes(head + "SELECT 1 /* "));
+  EXPECT_EQ(step.verdict, Verdict::kConsume);
+  EXPECT_TRUE(run.codec().MidRequest());
+  std::string rest = std::string(kText - 12, 'x') + std::string(1, '\0');
+  step = run.codec().OnBytes(AsBytes(rest));
+  EXPECT_EQ(step.verdict, Verdict::kConsume);
+  EXPECT_EQ(step.bytes, rest.size());
+  EXPECT_FALSE(run.codec().MidRequest());
+  auto events = run.Take();
+  ASSERT_EQ(events.size(), 4u) << Join(events);
+  EXPECT_EQ(events[0], "refused unclassified");
+  EXPECT_THAT(events[1], HasSubstr(Hex(std::string_view(kRaisePrefix))));
+  EXPECT_EQ(events[2], "request-end Q");
 }
 
 }  // namespace

@@ -444,9 +444,10 @@ TEST(ConfigLoaderTest, PoolMode) {
   EXPECT_EQ(settings->proxies[0].pool_mode, "transaction") << "the default";
   EXPECT_EQ(settings->proxies[0].idle_transaction_timeout, absl::ZeroDuration());
   EXPECT_EQ(settings->proxies[0].max_waiting_clients, 10000u);
-  settings = Load(absl::StrReplaceAll(
-      kContract, {{"pool_mode: session", "pool_mode: transaction\n    idle_transaction_timeout: "
-                                         "30s\n    max_waiting_clients: 50"}}));
+  settings =
+      Load(absl::StrReplaceAll(kContract, {{"pool_mode: session",
+                                            "pool_mode: transaction\n    idle_transaction_timeout: "
+                                            "30s\n    max_waiting_clients: 50"}}));
   ASSERT_TRUE(settings.ok()) << settings.status();
   EXPECT_EQ(settings->proxies[0].pool_mode, "transaction");
   EXPECT_EQ(settings->proxies[0].idle_transaction_timeout, absl::Seconds(30));
@@ -632,6 +633,107 @@ TEST(ConfigLoaderTest, LoadFileReportsErrorsWithLines) {
   absl::StatusOr<Settings> settings = LoadFile(config.path(), Options());
   EXPECT_EQ(settings.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(settings.status().message(), HasSubstr("proxies[0].listn (line 8): unknown key"));
+}
+
+// ---- init_sql, startup_parameters, pin_as_error ------------------------------------------------
+
+LoadOptions OptionsWithPinReasons() {
+  LoadOptions options = Options();
+  options.pin_reasons = {"temp_table", "advisory_lock", "unclassified"};
+  return options;
+}
+
+constexpr char kTxProxy[] = R"(proxies:
+  - name: pg
+    protocol: postgres
+    listen: 127.0.0.1:6432
+    backends: ["127.0.0.1:5432"]
+)";
+
+TEST(ConfigLoaderTest, InitSqlTakesOneStatementOrAList) {
+  absl::StatusOr<Settings> settings = Load(absl::StrCat(kUsers, kTxProxy));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_THAT(settings->proxies[0].init_sql, IsEmpty());
+
+  settings = Load(absl::StrCat(kUsers, kTxProxy, "    init_sql: SET statement_timeout = '7s'\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_THAT(settings->proxies[0].init_sql, ElementsAre("SET statement_timeout = '7s'"));
+
+  settings = Load(absl::StrCat(kUsers, kTxProxy,
+                               "    init_sql:\n      - SET lock_timeout = '1s'\n"
+                               "      - SELECT set_config('app.x', 'y', false)\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_THAT(settings->proxies[0].init_sql,
+              ElementsAre("SET lock_timeout = '1s'", "SELECT set_config('app.x', 'y', false)"));
+
+  EXPECT_THAT(Errors(absl::StrCat(kUsers, kTxProxy, "    init_sql: ['SELECT 1', '  ']\n")),
+              ElementsAre("proxies[0].init_sql[1] (line 9): empty statement"));
+  EXPECT_THAT(Errors(absl::StrCat(kUsers, kTxProxy, "    init_sql: {a: b}\n")),
+              ElementsAre("proxies[0].init_sql (line 9): expected a list, got a map"));
+  // Only fields that say so take a single value for a list.
+  EXPECT_THAT(ErrorText(absl::StrCat(kUsers,
+                                     "proxies:\n  - name: pg\n    protocol: postgres\n"
+                                     "    listen: 127.0.0.1:6432\n"
+                                     "    backends: 127.0.0.1:5432\n")),
+              HasSubstr("proxies[0].backends (line 8): expected a list, got a value"));
+}
+
+TEST(ConfigLoaderTest, PinAsErrorNamesKnownReasons) {
+  absl::StatusOr<Settings> settings = LoadString(
+      absl::StrCat(kUsers, kTxProxy, "    pin_as_error: [temp_table, advisory_lock, temp_table]\n"),
+      OptionsWithPinReasons());
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_THAT(settings->proxies[0].pin_as_error, ElementsAre("temp_table", "advisory_lock"));
+
+  settings = LoadString(absl::StrCat(kUsers, kTxProxy, "    pin_as_error: unclassified\n"),
+                        OptionsWithPinReasons());
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_THAT(settings->proxies[0].pin_as_error, ElementsAre("unclassified"));
+
+  settings = LoadString(absl::StrCat(kUsers, kTxProxy, "    pin_as_error: [temp_tables]\n"),
+                        OptionsWithPinReasons());
+  ASSERT_FALSE(settings.ok());
+  EXPECT_EQ(std::string(settings.status().message()),
+            "proxies[0].pin_as_error[0] (line 9): unknown pin reason 'temp_tables' (expected one "
+            "of: temp_table, advisory_lock, unclassified)");
+
+  settings = LoadString(absl::StrCat(kUsers, kProxy, "    pin_as_error: [temp_table]\n"),
+                        OptionsWithPinReasons());
+  ASSERT_FALSE(settings.ok());
+  EXPECT_EQ(std::string(settings.status().message()),
+            "proxies[0].pin_as_error (line 10): applies only to pool_mode transaction (a session "
+            "keeps its server anyway)");
+}
+
+TEST(ConfigLoaderTest, StartupParameters) {
+  absl::StatusOr<Settings> settings = Load(absl::StrCat(
+      kUsers, "    startup_parameters:\n      statement_timeout: 5s\n      app.tenant: acme\n",
+      kTxProxy));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  using Param = std::pair<std::string, std::string>;
+  EXPECT_THAT(settings->users[0].startup_parameters,
+              ElementsAre(Param{"app.tenant", "acme"}, Param{"statement_timeout", "5s"}));
+
+  EXPECT_THAT(Errors(absl::StrCat(kUsers,
+                                  "    startup_parameters:\n      database: other\n"
+                                  "      'bad name': x\n      lock_timeout: [1]\n",
+                                  kTxProxy)),
+              ElementsAre("users[0].startup_parameters.lock_timeout (line 7): expected a string, "
+                          "got a list",
+                          "users[0].startup_parameters.bad name (line 6): not a parameter name "
+                          "(letters, digits, '_' and '.', not starting with a digit)",
+                          "users[0].startup_parameters.database (line 5): 'database' is part of "
+                          "the login, not a session parameter (give each setting its own key)"))
+      << "in the order of the names";
+
+  // MySQL system variables have no dots.
+  settings = LoadString(absl::StrCat(kUsers, "    startup_parameters: {app.tenant: acme}\n",
+                                     absl::StrReplaceAll(kTxProxy, {{"postgres", "mysql"}})),
+                        LoadOptions());
+  ASSERT_FALSE(settings.ok());
+  EXPECT_EQ(std::string(settings.status().message()),
+            "users[0].startup_parameters.app.tenant (line 4): not a MySQL system variable name "
+            "(proxies[0] is a mysql proxy)");
 }
 
 }  // namespace
