@@ -416,16 +416,17 @@ def parse_sysbench(completed):
     return SysbenchResult(completed.returncode, completed.stdout, completed.stderr)
 
 
-# ---------------------------------------------------------------- node mysql2
+# ---------------------------------------------------------------- node (mysql2, pg)
 
 
-def run_node(script, params, timeout=60):
-    """Run `node tests/node/<script> '<params as JSON>'`. The scripts print one
-    JSON object on their last stdout line. Returns (returncode, obj, completed)."""
+def run_node(script, params, timeout=60, module="mysql2"):
+    """Run `node tests/node/<script> '<params as JSON>'`, a script that uses the npm package
+    `module`. The scripts print one JSON object on their last stdout line. Returns
+    (returncode, obj, completed)."""
     path = NODE_DIR / script
     assert path.is_file(), f"{path} is missing"
-    assert (NODE_DIR / "node_modules" / "mysql2").is_dir(), (
-        f"{NODE_DIR}/node_modules/mysql2 is missing: run tools/setup (npm ci in tests/node)"
+    assert (NODE_DIR / "node_modules" / module).is_dir(), (
+        f"{NODE_DIR}/node_modules/{module} is missing: run tools/setup (npm install in tests/node)"
     )
     r = subprocess.run(["node", str(path), json.dumps(params)], cwd=str(NODE_DIR),
                        capture_output=True, text=True, timeout=timeout)
@@ -666,3 +667,73 @@ def wait_err_or_close(sock, timeout, skip_handshake=True):
                 return "unexpected", time.monotonic() - start, b"partial packet " + buf[:40]
             return "closed", time.monotonic() - start, errs
         buf += data
+
+
+# ---- The binary protocol (server-side prepared statements) over a PyMySQL connection ----------
+# PyMySQL has no prepared statements of its own; these speak COM_STMT_* through its packet layer,
+# with BIGINT parameters and string results, enough to drive a statement the way libmysqlclient
+# does (parameter types sent with the first execution only).
+
+COM_STMT_PREPARE = 0x16
+COM_STMT_EXECUTE = 0x17
+COM_STMT_CLOSE = 0x19
+_CLIENT_DEPRECATE_EOF = 1 << 24
+_MYSQL_TYPE_LONGLONG = 8
+
+
+def _deprecate_eof(conn):
+    return bool(conn.client_flag & _CLIENT_DEPRECATE_EOF) and bool(
+        conn.server_capabilities & _CLIENT_DEPRECATE_EOF)
+
+
+def _skip_definitions(conn, count):
+    for _ in range(count):
+        conn._read_packet()
+    if count and not _deprecate_eof(conn):
+        conn._read_packet()  # the EOF after them
+
+
+def stmt_prepare(conn, sql):
+    """COM_STMT_PREPARE: returns (statement id, parameter count); raises the server's error."""
+    conn._execute_command(COM_STMT_PREPARE, sql)
+    data = conn._read_packet().get_all_data()
+    stmt_id, columns, params = struct.unpack_from("<IHH", data, 1)
+    _skip_definitions(conn, params)
+    _skip_definitions(conn, columns)
+    return stmt_id, params
+
+
+def stmt_execute(conn, stmt_id, params, send_types=True):
+    """COM_STMT_EXECUTE with BIGINT parameters; returns the rows as tuples of str (every result
+    column must be a non-NULL string), or None for an OK."""
+    payload = struct.pack("<IBI", stmt_id, 0, 1)
+    if params:
+        payload += b"\0" * ((len(params) + 7) // 8)
+        if send_types:
+            payload += b"\x01" + struct.pack("<BB", _MYSQL_TYPE_LONGLONG, 0) * len(params)
+        else:
+            payload += b"\x00"
+        payload += b"".join(struct.pack("<q", p) for p in params)
+    conn._execute_command(COM_STMT_EXECUTE, payload)
+    data = conn._read_packet().get_all_data()
+    if data[0] == 0:
+        return None
+    columns = data[0]
+    _skip_definitions(conn, columns)
+    rows = []
+    while True:
+        data = conn._read_packet().get_all_data()
+        if data[0] == 0xFE and len(data) < 9:
+            return rows
+        pos = 1 + (columns + 7 + 2) // 8  # the header byte and the NULL bitmap
+        row = []
+        for _ in range(columns):
+            length = data[pos]
+            row.append(data[pos + 1:pos + 1 + length].decode())
+            pos += 1 + length
+        rows.append(tuple(row))
+
+
+def stmt_close(conn, stmt_id):
+    """COM_STMT_CLOSE (no answer)."""
+    conn._execute_command(COM_STMT_CLOSE, struct.pack("<I", stmt_id))
