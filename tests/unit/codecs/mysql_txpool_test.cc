@@ -27,6 +27,7 @@
 #include "codecs/mysql/wire.h"
 #include "core/strings.h"
 #include "gtest/gtest.h"
+#include "mysql_packets.h"
 
 namespace wirepool::codec::mysql {
 namespace {
@@ -36,56 +37,12 @@ using ::wirepool::codec::testing::CounterRandom;
 using ::wirepool::codec::testing::Hex;
 using ::wirepool::codec::testing::Join;
 using ::wirepool::codec::testing::kSplitSeed;
+using namespace ::wirepool::codec::mysql::testing;  // NOLINT: the packet builders
 
 constexpr int kRandomCuts = 12;
-constexpr uint32_t kMariaDbCaps = 0x81fff7fe;  // as MariaDB 10.11 announces them
-constexpr char kPassword[] = "s3cret-pw";
-constexpr char kScramble[] = "abcdefghijklmnopqrst";
 
 // ---------------------------------------------------------------------------------------------
 // Packets
-
-std::string Pkt(uint8_t seq, std::string_view payload) { return FramePacket(payload, seq); }
-
-std::string Packets(uint8_t first_seq, const std::vector<std::string>& payloads) {
-  std::string out;
-  for (const std::string& p : payloads) {
-    out += Pkt(first_seq++, p);
-  }
-  return out;
-}
-
-std::string Handshake() {
-  std::string_view scramble = kScramble;
-  Writer w;
-  w.U8(10).NulString("5.5.5-10.11.6-MariaDB").U32(4711).Bytes(scramble.substr(0, 8)).U8(0);
-  w.U16(static_cast<uint16_t>(kMariaDbCaps & 0xffff)).U8(45).U16(kStatusAutocommit);
-  w.U16(static_cast<uint16_t>(kMariaDbCaps >> 16));
-  w.U8(21).Bytes(std::string(6, '\0')).U32(0x1d).Bytes(scramble.substr(8)).U8(0);
-  w.NulString("mysql_native_password");
-  return Pkt(0, w.payload());
-}
-
-std::string Ok(uint16_t status = kStatusAutocommit, std::string session_state = "") {
-  OkPacket ok;
-  ok.status =
-      static_cast<uint16_t>(status | (session_state.empty() ? 0 : kStatusSessionStateChanged));
-  ok.session_state = std::move(session_state);
-  return OkPayload(ok, kProtocol41 | kSessionTrack);
-}
-
-// An OK in place of an EOF (CLIENT_DEPRECATE_EOF).
-std::string OkFe() {
-  std::string p = Ok();
-  p[0] = static_cast<char>(0xfe);
-  return p;
-}
-
-std::string Eof() { return Writer().U8(0xfe).U16(0).U16(kStatusAutocommit).payload(); }
-
-std::string Err(uint16_t code, std::string_view message) {
-  return ErrPayload(code, "42000", message);
-}
 
 std::string SchemaTrack(std::string_view schema) {
   Writer data;
@@ -93,34 +50,11 @@ std::string SchemaTrack(std::string_view schema) {
   return Writer().U8(1).LenencString(data.payload()).payload();
 }
 
-std::string ColumnCount(uint64_t n) { return Writer().LenencInt(n).payload(); }
-
-std::string ColumnDef(std::string_view name) {
-  Writer w;
-  w.LenencString("def").LenencString("").LenencString("").LenencString("");
-  w.LenencString(name).LenencString("").LenencInt(0x0c).U16(45).U32(80).U8(0xfd).U16(0).U8(0);
-  w.U16(0);
-  return w.payload();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Feeding and logging
 
 using ::wirepool::codec::testing::Cut;
 using ::wirepool::codec::testing::Feeder;
-
-ServerLogin Login(bool deprecate_eof = true) {
-  ServerLogin login;
-  login.user = "wp_user";
-  login.password = kPassword;
-  login.database = "wp_db";
-  login.random = [](uint8_t* out, size_t len) { std::fill(out, out + len, 0x42); };
-  if (!deprecate_eof) {
-    login.options = {
-        {"client_flags", Cat(ServerCodec::kDefaultClientFlags & ~uint32_t{kDeprecateEof})}};
-  }
-  return login;
-}
 
 class ServerRun final : public ServerCodecSink {
  public:
@@ -465,30 +399,6 @@ TEST(MysqlTxpoolTest, RequestFailedForAClientRequestOnly) {
 // ---------------------------------------------------------------------------------------------
 // ClientCodec with classify
 
-// A libmariadb-like client without connection attributes.
-constexpr uint32_t kClientCaps = kLongPassword | kLongFlag | kConnectWithDb | kProtocol41 |
-                                 kTransactions | kSecureConnection | kMultiStatements |
-                                 kMultiResults | kPsMultiResults | kPluginAuth |
-                                 kPluginAuthLenencClientData | kSessionTrack | kDeprecateEof;
-
-// The answer to the proxy's handshake, whose scramble CounterRandom makes 0x10 0x11 ... 0x23.
-std::string ClientLogin() {
-  std::string scramble;
-  for (char c = 0x10; c < 0x24; ++c) {
-    scramble.push_back(c);
-  }
-  Writer w;
-  w.U32(kClientCaps).U32(16 << 20).U8(45).Bytes(std::string(23, '\0')).NulString("alice");
-  w.LenencString(NativePasswordResponse("alice-pw", scramble)).NulString("");
-  w.NulString(kNativePassword);
-  return Pkt(1, w.payload());
-}
-
-std::string Command(uint8_t command, std::string_view rest = {}) {
-  return Pkt(0, Cat(static_cast<char>(command), rest));
-}
-std::string Query(std::string_view sql) { return Command(kComQuery, sql); }
-
 std::string PinNames(PinSet pins) {
   if (pins == ~PinSet{0}) {
     return "all";
@@ -606,8 +516,8 @@ std::vector<std::string> RunClient(std::string_view stream, bool classify = true
 }
 
 TEST(MysqlTxpoolTest, SessionVariablesAndSchemaAreReadBack) {
-  std::string stream = Query("SET SESSION sql_mode='X'") + Query("USE db") +
-                       Command(kComInitDb, "db") + Query("SELECT 1");
+  std::string stream = QueryPacket("SET SESSION sql_mode='X'") + QueryPacket("USE db") +
+                       CommandPacket(kComInitDb, "db") + QueryPacket("SELECT 1");
   EXPECT_EQ(Join(RunClient(stream)), Join({
                                          "effects read_back=sql_mode",
                                          "request-end 3",
@@ -621,10 +531,10 @@ TEST(MysqlTxpoolTest, SessionVariablesAndSchemaAreReadBack) {
 }
 
 TEST(MysqlTxpoolTest, FoundRowsPinHoldsForExactlyOneMoreRequest) {
-  std::string calc = Query("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1");
-  std::string stream = calc + Query("SELECT 1") + Query("SELECT 1") +
+  std::string calc = QueryPacket("SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1");
+  std::string stream = calc + QueryPacket("SELECT 1") + QueryPacket("SELECT 1") +
                        // Twice in a row: the second keeps the pin; any command lets it go.
-                       calc + calc + Command(kComPing) + Command(kComPing);
+                       calc + calc + CommandPacket(kComPing) + CommandPacket(kComPing);
   EXPECT_EQ(Join(RunClient(stream)), Join({
                                          "effects pins=found_rows",
                                          "request-end 3",
@@ -643,8 +553,9 @@ TEST(MysqlTxpoolTest, FoundRowsPinHoldsForExactlyOneMoreRequest) {
 }
 
 TEST(MysqlTxpoolTest, PrepareAndResetConnection) {
-  std::string stream = Command(kComStmtPrepare, "SELECT ?") + Command(kComResetConnection) +
-                       Command(kComStmtPrepare, "SET sql_mode = ?");
+  std::string stream = CommandPacket(kComStmtPrepare, "SELECT ?") +
+                       CommandPacket(kComResetConnection) +
+                       CommandPacket(kComStmtPrepare, "SET sql_mode = ?");
   // Preparing runs nothing: what a statement does is reported at each execution
   // (mysql_statements_test.cc).
   EXPECT_EQ(Join(RunClient(stream)), Join({
@@ -657,10 +568,11 @@ TEST(MysqlTxpoolTest, PrepareAndResetConnection) {
 }
 
 TEST(MysqlTxpoolTest, NothingIsReportedWithoutClassify) {
-  std::string stream = Query("SET SESSION sql_mode='X'") + Query("USE db") +
-                       Command(kComInitDb, "db") + Query("SELECT SQL_CALC_FOUND_ROWS * FROM t") +
-                       Query("SELECT 1") + Command(kComStmtPrepare, "SELECT ?") +
-                       Command(kComResetConnection);
+  std::string stream = QueryPacket("SET SESSION sql_mode='X'") + QueryPacket("USE db") +
+                       CommandPacket(kComInitDb, "db") +
+                       QueryPacket("SELECT SQL_CALC_FOUND_ROWS * FROM t") +
+                       QueryPacket("SELECT 1") + CommandPacket(kComStmtPrepare, "SELECT ?") +
+                       CommandPacket(kComResetConnection);
   EXPECT_EQ(Join(RunClient(stream, /*classify=*/false)),
             Join({"request-end 3", "request-end 3", "request-end 2", "request-end 3",
                   "request-end 3", "request-end 22", "request-end 31", "end buffered=0"}));
@@ -668,7 +580,7 @@ TEST(MysqlTxpoolTest, NothingIsReportedWithoutClassify) {
 
 TEST(MysqlTxpoolTest, QueryIsHeldUntilWholeWhenClassifying) {
   // Up to 64 KiB a COM_QUERY is read whole anyway (for KILL); past it only classify holds it.
-  std::string query = Query(Cat("SELECT '", std::string(70000, 'x'), "'"));
+  std::string query = QueryPacket(Cat("SELECT '", std::string(70000, 'x'), "'"));
   for (bool classify : {true, false}) {
     SCOPED_TRACE(classify ? "classify" : "no classify");
     ClientRun run(classify, Cut::kWhole, 0);
@@ -777,9 +689,9 @@ TEST(MysqlTxpoolTest, StartupParametersAndInitSqlAreTheBaselineApplyReturnsTo) {
 
 TEST(MysqlTxpoolTest, RefusedQueryIsAnsweredWithNotSupportedAndNeverForwarded) {
   const PinSet refuse = PinBit(PinReason::kTempTable);
-  std::string refused = Query("CREATE TEMPORARY TABLE t (a int)");
-  std::string next = Query("SELECT 1");
-  std::string lock = Query("SELECT GET_LOCK('x', 1)");
+  std::string refused = QueryPacket("CREATE TEMPORARY TABLE t (a int)");
+  std::string next = QueryPacket("SELECT 1");
+  std::string lock = QueryPacket("SELECT GET_LOCK('x', 1)");
   std::string error = Pkt(1, ErrPayload(1235, "42000",
                                         "wirepool: statement refused: it would pin this "
                                         "connection (temp_table) and pin_as_error lists "
