@@ -112,4 +112,39 @@ class Feeder {
   std::vector<std::string> events_;
 };
 
+inline std::string PinNames(PinSet pins) {
+  if (pins == ~PinSet{0}) {
+    return "all";
+  }
+  std::string out;
+  for (size_t i = 0; i < kPinReasonCount; ++i) {
+    if (pins & PinBit(static_cast<PinReason>(i))) {
+      out += Cat(out.empty() ? "" : ",", PinReasonName(static_cast<PinReason>(i)));
+    }
+  }
+  return out;
+}
+
+// "effects pins=... unpins=... read_back=a,b reset=1", naming only what is set.
+inline std::string DescribeEffects(const RequestEffects& e) {
+  std::string out = "effects";
+  if (e.pins != 0) {
+    out += Cat(" pins=", PinNames(e.pins));
+  }
+  if (e.unpins != 0) {
+    out += Cat(" unpins=", PinNames(e.unpins));
+  }
+  if (!e.read_back.empty()) {
+    std::string names;
+    for (const std::string& n : e.read_back) {
+      names += Cat(names.empty() ? "" : ",", n);
+    }
+    out += Cat(" read_back=", names);
+  }
+  if (e.reset_params) {
+    out += " reset=1";
+  }
+  return out;
+}
+
 }  // namespace wirepool::codec::testing

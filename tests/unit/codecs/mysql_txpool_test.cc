@@ -34,6 +34,7 @@ namespace {
 
 using ::wirepool::codec::testing::AsBytes;
 using ::wirepool::codec::testing::CounterRandom;
+using ::wirepool::codec::testing::DescribeEffects;
 using ::wirepool::codec::testing::Hex;
 using ::wirepool::codec::testing::Join;
 using ::wirepool::codec::testing::kSplitSeed;
@@ -398,41 +399,6 @@ TEST(MysqlTxpoolTest, RequestFailedForAClientRequestOnly) {
 
 // ---------------------------------------------------------------------------------------------
 // ClientCodec with classify
-
-std::string PinNames(PinSet pins) {
-  if (pins == ~PinSet{0}) {
-    return "all";
-  }
-  std::string out;
-  for (size_t i = 0; i < kPinReasonCount; ++i) {
-    if (pins & PinBit(static_cast<PinReason>(i))) {
-      out += Cat(out.empty() ? "" : ",", PinReasonName(static_cast<PinReason>(i)));
-    }
-  }
-  return out;
-}
-
-// "effects pins=... unpins=... read_back=a,b reset=1", naming only what is set.
-std::string DescribeEffects(const RequestEffects& e) {
-  std::string out = "effects";
-  if (e.pins != 0) {
-    out += Cat(" pins=", PinNames(e.pins));
-  }
-  if (e.unpins != 0) {
-    out += Cat(" unpins=", PinNames(e.unpins));
-  }
-  if (!e.read_back.empty()) {
-    std::string names;
-    for (const std::string& n : e.read_back) {
-      names += Cat(names.empty() ? "" : ",", n);
-    }
-    out += Cat(" read_back=", names);
-  }
-  if (e.reset_params) {
-    out += " reset=1";
-  }
-  return out;
-}
 
 class ClientRun final : public ClientCodecSink {
  public:
