@@ -6,7 +6,10 @@
 //   byte 0      flags: bit 0 auth method (0 mysql_native_password, 1 caching_sha2_password); bit 1
 //               known user (answer OnStartup with a secret whose password is "fixture-pw", else
 //               nullptr); bit 2 server_params narrow the capabilities (no CLIENT_DEPRECATE_EOF)
-//               and set a server version; bit 3 AnswerKill says the connection was found
+//               and set a server version; bit 3 AnswerKill says the connection was found; bit 4
+//               transaction pooling (classify, and statement ids mapped onto a server whose
+//               statements the sink plays: absent until the codec prepares one, which the proxy's
+//               turn then makes ready, or failed with bit 5)
 //   byte 1      chunking: 0 whole, 1 byte by byte, else seeded pseudo-random chunk sizes
 //   bytes 2-21  what the injected RandomFn yields first (the 20-byte scramble of the handshake); a
 //               counter pattern (0x10, 0x11, ...) follows
@@ -27,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -83,6 +87,7 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
                                                                ~codec::mysql::kDeprecateEof)},
                                {"charset", "33"}};
     }
+    options.classify = (flags & 16) != 0;
     codec_ = std::make_unique<codec::mysql::ClientCodec>(options, *this);
     codec_->Start();
     Check(sent_ == 1, "Start sent no handshake");
@@ -94,8 +99,11 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
     ++sent_;
   }
   void OnStartup(const codec::StartupInfo& info) override {
-    Check(!started_, "OnStartup twice");
+    // Again only from a logged-in session: COM_CHANGE_USER logs the client in anew.
+    Check(!started_ || logged_in_, "OnStartup twice during a login");
     started_ = true;
+    authenticated_ = false;
+    logged_in_ = false;
     Check(!info.pool_key.empty(), "OnStartup without a pool key");
     // As the proxy does: answered from the callback.
     codec_->BeginAuth((flags_ & 2) != 0 ? &Secret() : nullptr);
@@ -118,6 +126,29 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
     codec_->AnswerKill((flags_ & 8) != 0, target_key);
   }
   void OnTerminate() override { pump_.OnTerminal(); }
+  void SendToServer(std::string_view bytes) override {
+    Check(logged_in_ && (flags_ & 16) != 0, "SendToServer without transaction pooling");
+    (void)bytes;  // a rewritten head may be part of a packet: its framing is the server's to check
+  }
+  codec::ServerStatement FindServerStatement(std::string_view key) override {
+    Check(!key.empty(), "FindServerStatement without a key");
+    codec::ServerStatement st;
+    auto it = statements_.find(std::string(key));
+    if (it == statements_.end()) {
+      return st;
+    }
+    st.status = it->second;
+    st.handle = "9";
+    st.params = static_cast<uint32_t>(key.size() % 3);
+    st.error = std::string("\x05\x00\x00\x01\xff\x7a\x04\x30\x30", 9);  // a well-framed ERR
+    return st;
+  }
+  void OnStatementMessage(const codec::StatementNote& note) override {
+    Check(!note.key.empty(), "a statement note without a key");
+    if (note.kind == codec::StatementNote::kPrepare && !note.forward) {
+      statements_[note.key] = codec::ServerStatement::kPreparing;
+    }
+  }
   void OnProtocolError(const absl::Status& status) override {
     Check(!status.ok(), "OnProtocolError with OK status");
     pump_.OnTerminal();
@@ -126,6 +157,17 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
  private:
   // The proxy's deferred answer (a server for the client) gets a turn whenever the pump yields.
   bool Answer() {
+    bool answered = false;
+    for (auto& [key, status] : statements_) {
+      if (status == codec::ServerStatement::kPreparing) {
+        status =
+            (flags_ & 32) != 0 ? codec::ServerStatement::kFailed : codec::ServerStatement::kReady;
+        answered = true;
+      }
+    }
+    if (answered) {
+      return true;  // the server's answer is in: the paused codec is fed again
+    }
     if (!login_pending_) {
       return false;
     }
@@ -146,7 +188,8 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
     Verdict v = pump_.Step(*codec_);
     (void)codec_->MidRequest();
     Check(v != Verdict::kForward || logged_in_, "forwarded before login");
-    Check(v != Verdict::kPause || !logged_in_, "kPause after login");
+    Check(v != Verdict::kPause || !logged_in_ || (flags_ & 16) != 0,
+          "kPause after login without transaction pooling");
     if (Advanced(v)) {
       return true;
     }
@@ -161,6 +204,7 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
   bool login_pending_ = false;
   bool logged_in_ = false;
   int sent_ = 0;
+  std::map<std::string, codec::ServerStatement::Status> statements_;
 };
 
 }  // namespace
