@@ -31,7 +31,8 @@
 //   BACKUP STAGE | LOCK (MariaDB)
 //   UNLOCK TABLE(S) | INSTANCE, BACKUP STAGE END, BACKUP UNLOCK    unpins kTableLock
 //   SQL_CALC_FOUND_ROWS                                            kFoundRows
-//   PREPARE, EXECUTE IMMEDIATE, HANDLER ... OPEN, XA, INSTALL,     kUnclassified
+//   PREPARE (the client codec replays some: sql_statements.h),      kUnclassified
+//   EXECUTE IMMEDIATE, HANDLER ... OPEN, XA, INSTALL,
 //   LOAD (but LOAD DATA | XML), BEGIN NOT ATOMIC (compound)
 //   USE, DROP [TEMPORARY], EXECUTE, DEALLOCATE | DROP PREPARE,     nothing
 //   other neutral statements (the prefilter's list, GRANT, ...)

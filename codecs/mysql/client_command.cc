@@ -16,6 +16,7 @@
 #include "codecs/mysql/classify.h"
 #include "codecs/mysql/client_codec.h"
 #include "codecs/mysql/sql_scan.h"
+#include "codecs/mysql/sql_statements.h"
 #include "codecs/mysql/wire.h"
 #include "core/strings.h"
 
@@ -293,10 +294,26 @@ Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
   KillScan scan = ScanForKill(sql);
   if (scan.what == KillScan::kNone) {
     RequestEffects effects = Classify(sql);
+    SqlStatementOp op = options_.classify ? ReadSqlStatementOp(sql) : SqlStatementOp{};
+    if (op.kind == SqlStatementOp::kPrepare) {
+      // A PREPARE the proxy can replay (sql_statements.h) pins nothing, unless what it prepares
+      // would change the session at each EXECUTE, unseen.
+      RequestEffects inner = Classify(op.inner);
+      if (inner.empty()) {
+        effects = {};
+      } else {
+        op.kind = SqlStatementOp::kNone;
+      }
+    }
     if (Refused(effects)) {
       return {Verdict::kConsume, total};
     }
     ReportEffects(std::move(effects));
+    if (op.kind != SqlStatementOp::kNone) {
+      bool prepare = op.kind == SqlStatementOp::kPrepare;
+      sink_.OnStatementMessage({prepare ? StatementNote::kPrepare : StatementNote::kClose, true,
+                                SqlNoteKey(op.name), prepare ? std::string(sql) : ""});
+    }
     sink_.OnRequestEnd(kComQuery);
     if (state_ == State::kDone) {
       return {Verdict::kStop};

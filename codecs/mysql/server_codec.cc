@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "codecs/mysql/classify.h"
+#include "codecs/mysql/sql_statements.h"
 #include "codecs/mysql/wire.h"
 #include "core/strings.h"
 
@@ -145,7 +146,9 @@ void ServerCodec::ExpectResponse(uint32_t tag) {
   if (command == kComQuit || command == kComStmtClose || command == kComStmtSendLongData) {
     return;  // the server answers these with nothing
   }
-  pending_.push_back(Pending{tag & 0xff, false, "", (tag & kTagMultiPacket) != 0, true, "", 0});
+  Pending& request = pending_.emplace_back();
+  request.command = tag & 0xff;
+  request.multi_packet = (tag & kTagMultiPacket) != 0;
   if (!tracking_schema_) {
     // The client may run USE, and nothing would tell.
     schema_known_ = false;
@@ -165,14 +168,26 @@ void ServerCodec::ExpectResponse(uint32_t tag) {
     std::from_chars(id.data(), id.data() + id.size(), pending_.back().client_id);
   }
   next_prepare_.reset();
+  if (command == kComQuery && next_sql_op_) {
+    Pending& p = pending_.back();
+    p.sql_op = next_sql_op_->kind == StatementNote::kPrepare ? 'P' : 'D';
+    p.sql_name = std::string(*SqlNameOfNoteKey(next_sql_op_->key));
+    p.sql_text = std::move(next_sql_op_->data);
+  }
+  next_sql_op_.reset();
 }
 
-void ServerCodec::SendInternal(uint8_t command, std::string_view arg, std::string schema,
-                               bool report_done) {
+ServerCodec::Pending& ServerCodec::SendInternal(uint8_t command, std::string_view arg,
+                                                std::string schema, bool report_done) {
   Writer w;
   w.U8(command).Bytes(arg);
   SendPacket(w.payload(), 0);
-  pending_.push_back(Pending{command, true, std::move(schema), false, report_done, "", 0});
+  Pending& request = pending_.emplace_back();
+  request.command = command;
+  request.internal = true;
+  request.schema = std::move(schema);
+  request.report_done = report_done;
+  return request;
 }
 
 void ServerCodec::SendInternalQuery(std::string_view sql) { SendInternal(kComQuery, sql, ""); }
@@ -187,6 +202,7 @@ void ServerCodec::SendReset() {
   }
   // COM_RESET_CONNECTION keeps the selected database, so what is known of it stays true.
   SendInternal(kComResetConnection, "", "");
+  sql_prepared_.clear();
 }
 
 void ServerCodec::SendSetParameters(const ParamList& params) {
@@ -336,16 +352,75 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
     add(it->first, charset ? Cat(charset_) : insert_id ? std::string("0") : std::string("DEFAULT"));
     it = changed_.erase(it);
   }
-  if (sets.empty() && schema.empty()) {
+  // SQL-level statements: this server holds exactly the client's (sql_statements.h), prepared
+  // after the schema and sql_mode are the client's, as the client prepared them.
+  std::vector<std::pair<std::string, std::string>> deallocate, prepare;  // name, query
+  for (const auto& [param, text] : wanted) {
+    auto name = SqlStatementOfParam(param);
+    if (!name || text.empty()) {
+      continue;
+    }
+    auto held = sql_prepared_.find(Av(*name));
+    if (held == sql_prepared_.end() || held->second != text) {
+      prepare.emplace_back(std::string(*name), text);
+    }
+  }
+  for (const auto& [name, text] : sql_prepared_) {
+    bool wanted_here = std::any_of(wanted.begin(), wanted.end(), [&](const auto& p) {
+      return SqlStatementOfParam(p.first) == std::optional<std::string_view>(name) &&
+             p.second == text;
+    });
+    if (!wanted_here) {
+      deallocate.emplace_back(name, "");
+    }
+  }
+  size_t requests = (sets.empty() ? 0 : 1) + schema.size() + deallocate.size() + prepare.size();
+  if (requests == 0) {
     return false;
   }
+  auto last = [&requests] { return --requests == 0; };
   if (!sets.empty()) {
-    SendInternal(kComQuery, sets, "", /*report_done=*/schema.empty());
+    SendInternal(kComQuery, sets, "", last());
   }
   if (!schema.empty()) {
-    SendInternal(kComInitDb, schema.front().second, schema.front().second);
+    SendInternal(kComInitDb, schema.front().second, schema.front().second, last());
+  }
+  for (const auto& [name, unused] : deallocate) {
+    sql_prepared_.erase(name);  // gone whether or not the server still had it
+    Pending& p =
+        SendInternal(kComQuery, Cat("DEALLOCATE PREPARE ", QuoteIdentifier(name)), "", last());
+    p.tolerant = true;
+  }
+  for (const auto& [name, query] : prepare) {
+    sql_prepared_.erase(name);
+    Pending& p = SendInternal(kComQuery, query, "", last());
+    p.sql_op = 'P';
+    p.sql_name = name;
+    p.sql_text = query;
+    p.tolerant = true;
   }
   return true;
+}
+
+void ServerCodec::ApplySqlOp(const Pending& request, bool report) {
+  if (request.sql_op == 'P') {
+    sql_prepared_[request.sql_name] = request.sql_text;
+  } else {
+    sql_prepared_.erase(request.sql_name);
+  }
+  if (report) {
+    sink_.OnParameterStatus(SqlStatementParam(request.sql_name),
+                            request.sql_op == 'P' ? request.sql_text : "");
+  }
+}
+
+void ServerCodec::ForgetSqlStatements(bool report) {
+  if (report) {
+    for (const auto& [name, unused] : sql_prepared_) {
+      sink_.OnParameterStatus(SqlStatementParam(name), "");
+    }
+  }
+  sql_prepared_.clear();
 }
 
 bool ServerCodec::SendReadBack(const std::vector<std::string>& names) {

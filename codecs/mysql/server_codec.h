@@ -100,8 +100,8 @@ class ServerCodec final : public codec::ServerCodec {
 
   // A request whose response is on its way, in the order the server answers them.
   struct Pending {
-    uint32_t command;           // the command byte (ClientCodecSink::OnRequestEnd's tag)
-    bool internal;              // sent by the codec itself: its response is consumed
+    uint32_t command = 0;       // the command byte (ClientCodecSink::OnRequestEnd's tag)
+    bool internal = false;      // sent by the codec itself: its response is consumed
     std::string schema;         // the database of an internal COM_INIT_DB
     bool multi_packet = false;  // the command spanned packets: its answer's first id is unknown
     bool report_done = true;    // internal: the last of its group, so OnInternalDone follows it
@@ -112,6 +112,13 @@ class ServerCodec final : public codec::ServerCodec {
     // A COM_PING after a client's request that failed: its OK's status flags say whether the
     // session is in a transaction now, and stand for that request's OnReadyForQuery.
     bool probe = false;
+    // A SQL-level PREPARE ('P') or DEALLOCATE ('D') of statement `sql_name` (sql_statements.h):
+    // applied when the server says OK. `tolerant`: an error is not the group's (a statement the
+    // proxy prepares again that no longer prepares is simply missing, as EXECUTE will say).
+    char sql_op = 0;
+    std::string sql_name;
+    std::string sql_text;
+    bool tolerant = false;
   };
 
   // A statement this server has prepared, by FullKey.
@@ -133,8 +140,12 @@ class ServerCodec final : public codec::ServerCodec {
   // Takes the status flags and session-state changes of an OK packet; `report` passes changed
   // system variables to the sink. True when the OK named the current schema.
   bool ApplyOk(const OkPacket& ok, bool report);
-  void SendInternal(uint8_t command, std::string_view arg, std::string schema,
-                    bool report_done = true);
+  Pending& SendInternal(uint8_t command, std::string_view arg, std::string schema,
+                        bool report_done = true);
+  // A SQL-level statement command succeeded (sql_statements.h); `report` tells the proxy.
+  void ApplySqlOp(const Pending& request, bool report);
+  // Reports every SQL-level statement gone (the client reset its session) and forgets them.
+  void ForgetSqlStatements(bool report);
   // A value a client gave this session (tracked or read back).
   void NoteChanged(std::string_view name, std::string_view value);
   // A text row answering SendReadBack.
@@ -243,6 +254,9 @@ class ServerCodec final : public codec::ServerCodec {
   absl::flat_hash_map<std::string, Prepared> statements_;
   uint64_t statement_clock_ = 0;
   std::optional<StatementNote> next_prepare_;
+  std::optional<StatementNote> next_sql_op_;  // for the next COM_QUERY
+  // SQL-level statements this server holds, by lower-case name: the PREPARE query of each.
+  absl::flat_hash_map<std::string, std::string> sql_prepared_;
   bool consume_packet_ = false;  // the packet read whole was replaced by SendToClient
   bool request_failed_ = false;  // the client's request being answered got an ERR
   // Counts the queries after which the schema may have changed unseen (no schema tracking):

@@ -350,6 +350,7 @@ Step ServerCodec::ReloginDone(const WireError* error) {
     return {Verdict::kStop};
   }
   statements_.clear();  // a new login's session has no prepared statements
+  sql_prepared_.clear();
   sink_.OnInternalDone(nullptr);
   return {Verdict::kConsume};
 }

@@ -392,6 +392,10 @@ bool ServerCodec::OnResultOkOrErr(ByteView packet) {
   }
   if (request.command == kComResetConnection) {
     statements_.clear();  // a reset session has no prepared statements
+    ForgetSqlStatements(/*report=*/!request.internal);
+  }
+  if (request.sql_op != 0) {
+    ApplySqlOp(request, /*report=*/!request.internal);
   }
   bool schema_reported = ApplyOk(*ok, /*report=*/!request.internal);
   if (request.command == kComInitDb && !schema_reported) {
@@ -444,6 +448,9 @@ std::optional<uint16_t> ServerCodec::TerminatorStatus(ByteView payload) {
 
 void ServerCodec::RecordError(ByteView packet) {
   if (pending_.front().internal) {
+    if (pending_.front().tolerant) {
+      return;
+    }
     internal_error_ = std::make_unique<WireError>(ServerError(packet, /*fatal=*/false));
   } else {
     request_failed_ = true;

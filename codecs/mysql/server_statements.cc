@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "codecs/mysql/server_codec.h"
+#include "codecs/mysql/sql_statements.h"
 #include "codecs/mysql/wire.h"
 #include "core/strings.h"
 
@@ -57,6 +58,10 @@ ServerStatement ServerCodec::FindStatement(std::string_view key) const {
 }
 
 void ServerCodec::NoteStatementMessage(const StatementNote& note) {
+  if (SqlNameOfNoteKey(note.key)) {
+    next_sql_op_ = note;  // a SQL-level PREPARE / DEALLOCATE, whose ExpectResponse follows
+    return;
+  }
   std::string full = FullKey(note.key);
   switch (note.kind) {
     case StatementNote::kPrepare:
@@ -64,8 +69,13 @@ void ServerCodec::NoteStatementMessage(const StatementNote& note) {
         next_prepare_ = note;  // the client's own COM_STMT_PREPARE, whose ExpectResponse follows
         return;
       }
-      statements_[full] = Prepared{};
-      pending_.push_back(Pending{kComStmtPrepare, true, "", false, true, std::move(full), 0});
+      {
+        statements_[full] = Prepared{};
+        Pending& request = pending_.emplace_back();
+        request.command = kComStmtPrepare;
+        request.internal = true;
+        request.statement_key = std::move(full);
+      }
       return;
     case StatementNote::kUse:
       if (auto it = statements_.find(full); it != statements_.end()) {

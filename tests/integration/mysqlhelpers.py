@@ -56,6 +56,7 @@ ER_NO_SUCH_THREAD = 1094
 ER_KILL_DENIED_ERROR = 1095      # MariaDB's answer for another user's thread (direct only)
 ER_NOT_SUPPORTED_YET = 1235      # what wirepool answers for what it does not do
 ER_NO_SUCH_TABLE = 1146
+ER_UNKNOWN_STMT_HANDLER = 1243
 ER_QUERY_INTERRUPTED = 1317
 CR_SERVER_GONE_ERROR = 2006
 CR_SERVER_LOST = 2013

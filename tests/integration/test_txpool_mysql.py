@@ -4,7 +4,9 @@ connections run seeded random interleavings of SET SESSION, SET inside
 committed and rolled-back transactions, USE, GET_LOCK / RELEASE_ALL_LOCKS,
 server-side prepared statements (COM_STMT_PREPARE / EXECUTE / CLOSE, one text
 shared by every client and one of each client's own, parameter types sent
-with the first execution only), and KILL QUERY from another session; a few clients also hold temporary
+with the first execution only), SQL-level PREPARE / EXECUTE / DEALLOCATE
+PREPARE under one name every client uses for its own text, and KILL QUERY
+from another session; a few clients also hold temporary
 tables and user variables (pins nothing clears yet). After every step each
 client checks that it sees exactly its own state. The run reports server
 switches and pins by reason, and fails on any leak."""
@@ -19,6 +21,7 @@ import pytest
 
 from mysqlhelpers import (
     ER_QUERY_INTERRUPTED,
+    ER_UNKNOWN_STMT_HANDLER,
     connect_target,
     my_errno,
     my_scalar,
@@ -52,6 +55,7 @@ class Client:
         self.switches = 0
         self.pinned = False
         self.statements = {}  # text -> statement id, for the ones open now
+        self.sql_prepared = False  # whether wp_sql is prepared, as SELECT CONCAT(?, '-<index>')
 
     def baseline(self):
         mode, timeout, autocommit, db, _ = self.query(STATE_SQL)[0]
@@ -94,9 +98,28 @@ def _prepared_step(client, rng):
         stmt_close(client.conn, client.statements.pop(text))
 
 
+def _sql_prepared_step(client, rng):
+    # Every client uses the name wp_sql for a text of its own: through a shared server, each must
+    # run exactly its own (or none).
+    if not client.sql_prepared or rng.random() < 0.2:
+        client.query(f"PREPARE wp_sql FROM 'SELECT CONCAT(?, ''-{client.index}'')'")
+        client.sql_prepared = True
+    v = rng.randint(0, 1000)
+    assert client.query(f"EXECUTE wp_sql USING {v}") == ((f"{v}-{client.index}",),)
+    if rng.random() < 0.2:
+        client.query("DEALLOCATE PREPARE wp_sql")
+        client.sql_prepared = False
+        try:
+            client.query("EXECUTE wp_sql USING 1")
+        except pymysql.err.MySQLError as e:
+            assert my_errno(e) == ER_UNKNOWN_STMT_HANDLER, repr(e)
+        else:
+            raise AssertionError(f"client {client.index} ran a statement it deallocated")
+
+
 def _step(client, rng, killer):
     op = rng.choice(["mode", "mode", "timeout", "commit", "rollback", "use", "lock", "kill",
-                     "show", "show", "prepared", "prepared"])
+                     "show", "show", "prepared", "prepared", "sql_prepared"])
     if op == "mode":
         mode = rng.choice(MODES)
         client.query("SET SESSION sql_mode = %s", (mode,))
@@ -124,6 +147,8 @@ def _step(client, rng, killer):
         client.expected["db"] = db
     elif op == "prepared":
         _prepared_step(client, rng)
+    elif op == "sql_prepared":
+        _sql_prepared_step(client, rng)
     elif op == "lock":
         name = f"wp_lock_{client.index}"
         assert client.query("SELECT GET_LOCK(%s, 5)", (name,))[0][0] == 1
@@ -205,6 +230,8 @@ def test_200_clients_over_5_backends_each_see_only_their_own_state(my_env, my_pr
     assert pins.get("advisory_lock", 0) > 0, pins
     assert pins.get("temp_table", 0) == PINNED_CLIENTS, pins
     assert pins.get("user_variable", 0) == PINNED_CLIENTS, pins
+    assert "unclassified" not in pins, f"prepared statements pinned: {pins}"
+    assert ops.get("sql_prepared", 0) > 0 and ops.get("prepared", 0) > 0, ops
     assert ops.get("kill", 0) > 0, f"no KILL QUERY took effect: {ops}"
     # Never more than BACKENDS connections, none left inside a transaction, no lock left held.
     assert len(processlist_ids(my_admin, env["WP_MY_NATIVE_USER"])) <= BACKENDS

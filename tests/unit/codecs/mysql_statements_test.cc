@@ -13,6 +13,7 @@
 #include "codecs/api/codec.h"
 #include "codecs/mysql/client_codec.h"
 #include "codecs/mysql/server_codec.h"
+#include "codecs/mysql/sql_statements.h"
 #include "codecs/mysql/wire.h"
 #include "core/strings.h"
 #include "gtest/gtest.h"
@@ -68,8 +69,8 @@ struct ServerEnd final : public ServerCodecSink {
   void OnLoginComplete() override { logged_in = true; }
   void OnLoginFailed(const WireError&) override { ADD_FAILURE() << "login failed"; }
   void OnReadyForQuery(TxState) override;
-  void OnParameterStatus(std::string_view, std::string_view) override {}
-  void OnInternalDone(const WireError*) override { ADD_FAILURE() << "no internal request here"; }
+  void OnParameterStatus(std::string_view name, std::string_view value) override;
+  void OnInternalDone(const WireError* error) override;
   void OnProtocolError(const absl::Status& status) override {
     ADD_FAILURE() << "server protocol error: " << status.message();
   }
@@ -152,6 +153,8 @@ class Pair final : public ClientCodecSink {
 
   std::string to_client;
   std::vector<std::string> events;
+  ParamList recorded;     // what the servers reported, as the proxy records it
+  int internal_done = 0;  // OnInternalDone without an error
 
  private:
   void PumpClient() {
@@ -194,6 +197,13 @@ class Pair final : public ClientCodecSink {
 
 void ServerEnd::SendToClient(std::string_view bytes) { pair.to_client += bytes; }
 void ServerEnd::OnReadyForQuery(TxState) { pair.events.push_back("ready"); }
+void ServerEnd::OnParameterStatus(std::string_view name, std::string_view value) {
+  pair.recorded.emplace_back(std::string(name), std::string(value));
+}
+void ServerEnd::OnInternalDone(const WireError* error) {
+  EXPECT_EQ(error, nullptr);
+  ++pair.internal_done;
+}
 
 // The client prepares "SELECT ?" on server 0 (whose id for it is 55) and executes it once with
 // its parameter type; the client's id is 1.
@@ -383,6 +393,52 @@ TEST(MysqlStatementsTest, MariaDbLastPreparedIdNamesTheStatementPreparedLast) {
   EXPECT_FALSE(p.paused());
   EXPECT_EQ(Hex(p.server(0).to_server),
             Hex(CommandPacket(kComStmtPrepare, "SELECT ?") + Execute(55, true, 5)));
+}
+
+TEST(MysqlStatementsTest, SqlLevelStatementCommandsAreReadInEveryMode) {
+  using Op = SqlStatementOp;
+  EXPECT_EQ(ReadSqlStatementOp("PREPARE s FROM 'SELECT ?'"), (Op{Op::kPrepare, "s", "SELECT ?"}));
+  EXPECT_EQ(ReadSqlStatementOp(" prepare `My``S` from 'SELECT ''x'', ?' ; "),
+            (Op{Op::kPrepare, "my`s", "SELECT 'x', ?"}));
+  EXPECT_EQ(ReadSqlStatementOp("DEALLOCATE PREPARE S"), (Op{Op::kDeallocate, "s", ""}));
+  EXPECT_EQ(ReadSqlStatementOp("drop prepare s"), (Op{Op::kDeallocate, "s", ""}));
+  // Not replayable: read differently under ANSI_QUOTES, a backslash, a variable, two
+  // statements, a versioned comment (which some servers skip).
+  for (std::string_view sql : {"PREPARE s FROM \"SELECT 1\"", "PREPARE s FROM 'SELECT \\'1\\''",
+                               "PREPARE s FROM @q", "PREPARE s FROM 'SELECT 1'; SELECT 2",
+                               "/*!99999 PREPARE s FROM 'SELECT 1' */", "EXECUTE s", "SELECT 1"}) {
+    EXPECT_EQ(ReadSqlStatementOp(sql).kind, Op::kNone) << sql;
+  }
+}
+
+TEST(MysqlStatementsTest, SqlLevelStatementsAreReplayedOnTheNextServer) {
+  Pair p;
+  const std::string prepare = "PREPARE s FROM 'SELECT ?'";
+  p.FeedClient(QueryPacket(prepare));
+  EXPECT_EQ(p.events.front(), "request-end 3") << "a replayable PREPARE pins nothing";
+  p.FeedServer(Pkt(1, Ok()));
+  ParamList recorded = p.recorded;
+  ASSERT_EQ(recorded.size(), 1u);
+  EXPECT_EQ(recorded[0].first, SqlStatementParam("s"));
+  EXPECT_EQ(recorded[0].second, prepare);
+  // Server 1 gets it again before the client's next request; what it held of another client
+  // (put there the same way) goes.
+  ServerCodec& other = p.server(1).codec;
+  EXPECT_TRUE(other.ApplyParameters({{SqlStatementParam("t"), "PREPARE t FROM 'SELECT 1'"}}));
+  p.Attach(1);
+  p.FeedServer(Pkt(1, Ok()));
+  p.server(1).to_server.clear();
+  EXPECT_TRUE(other.ApplyParameters(recorded));
+  EXPECT_EQ(p.server(1).to_server, QueryPacket("DEALLOCATE PREPARE `t`") + QueryPacket(prepare));
+  p.FeedServer(Pkt(1, Ok()) + Pkt(1, Ok()));
+  EXPECT_EQ(p.internal_done, 2) << "one group per ApplyParameters";
+  EXPECT_FALSE(other.ApplyParameters(recorded)) << "nothing left to do";
+  // DEALLOCATE reports the statement gone.
+  p.recorded.clear();
+  p.FeedClient(QueryPacket("DEALLOCATE PREPARE s"));
+  p.FeedServer(Pkt(1, Ok()));
+  ASSERT_EQ(p.recorded.size(), 1u);
+  EXPECT_EQ(p.recorded[0].second, "");
 }
 
 }  // namespace
