@@ -297,6 +297,12 @@ void ClientSession::OnRequestEnd(uint32_t tag) {
   }
 }
 
+void ClientSession::OnServerStateChanged() {
+  if (!sent_.empty()) {
+    sent_.front().state_changed = true;
+  }
+}
+
 void ClientSession::OnServerRequestFailed() {
   if (!sent_.empty()) {
     sent_.front().failed = true;
@@ -335,6 +341,13 @@ void ClientSession::OnServerRequestDone() {
   }
   if (!done.failed) {
     ClearPins(e.unpins);
+  }
+  if (done.state_changed && e.empty()) {
+    // Something the classifier did not see coming (a stored procedure's SET @u, say): what it
+    // changed cannot be replayed, so the client keeps this server.
+    SetPins(codec::PinBit(codec::PinReason::kSessionState),
+            "(a request the server reported as changing the session, in a way the classifier did "
+            "not foresee)");
   }
 }
 

@@ -53,6 +53,8 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   // its answer carried an error).
   void OnServerRequestDone();
   void OnServerRequestFailed();
+  // The server says the request changed the session in a way it did not detail.
+  void OnServerStateChanged();
   // A session parameter as this client's server reported it or read it back.
   void RecordParameter(std::string_view name, std::string_view value);
   // A read-back failed: what the client's statements left behind is unknown.
@@ -106,6 +108,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
     codec::RequestEffects effects;
     uint32_t tag = 0;
     bool failed = false;
+    bool state_changed = false;  // OnServerStateChanged
   };
 
   void Drive();

@@ -86,10 +86,8 @@ void ServerConn::OnLoginComplete() {
 void ServerConn::BeginSetup(bool after_reset) {
   setup_after_reset_ = after_reset;
   setup_step_ = 0;
-  if (startup_parameters_.empty() && init_sql_.empty()) {
-    FinishSetup();
-    return;
-  }
+  // Even without startup_parameters or init_sql the codec may have a baseline of its own to set
+  // (MySQL's state-change tracker); each step that sends nothing costs nothing.
   state_ = State::kSettingUp;
   NextSetupStep();
 }
@@ -220,6 +218,12 @@ void ServerConn::OnRequestFailed() {
 void ServerConn::OnParameterStatus(std::string_view name, std::string_view value) {
   if (client_ != nullptr && proxy_.settings().pool_mode == "transaction") {
     client_->RecordParameter(name, value);
+  }
+}
+
+void ServerConn::OnSessionStateChanged() {
+  if (client_ != nullptr && state_ == State::kActive) {
+    client_->OnServerStateChanged();
   }
 }
 

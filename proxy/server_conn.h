@@ -94,6 +94,7 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void OnReadyForQuery(codec::TxState state) override;
   void OnRequestFailed() override;
   void OnParameterStatus(std::string_view name, std::string_view value) override;
+  void OnSessionStateChanged() override;
   void SendToClient(std::string_view bytes) override;
   void OnInternalDone(const codec::WireError* error) override;
   void OnProtocolError(const absl::Status& status) override;

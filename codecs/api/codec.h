@@ -250,6 +250,10 @@ class ServerCodecSink {
   // OnReadyForQuery; at most once per request).
   virtual void OnRequestFailed() {}
   virtual void OnParameterStatus(std::string_view name, std::string_view value) = 0;
+  // The server reported that the client's current request changed its session in a way it did
+  // not detail (MySQL's state-change tracker): the proxy pins the client unless the request's
+  // classified effects account for it.
+  virtual void OnSessionStateChanged() {}
   // Bytes the codec wrote for the client in place of the server's own (MySQL: the answer to a
   // COM_STMT_PREPARE, carrying the client's statement id); they go out in order with the
   // forwarded bytes.

@@ -19,6 +19,7 @@ namespace {
 // Session-state entry types (OK packets with SERVER_SESSION_STATE_CHANGED).
 constexpr uint8_t kTrackSystemVariables = 0;
 constexpr uint8_t kTrackSchema = 1;
+constexpr uint8_t kTrackStateChange = 2;
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -103,6 +104,8 @@ bool ServerCodec::ApplyOk(const OkPacket& ok, bool report) {
     schema_known_ = false;
   }
   bool schema_reported = false;
+  bool detailed = false;      // a variable or the schema was named
+  bool state_change = false;  // the state-change tracker fired
   Reader r(AsBytes(ok.session_state));
   while (!r.done()) {
     auto type = r.U8();
@@ -114,7 +117,10 @@ bool ServerCodec::ApplyOk(const OkPacket& ok, bool report) {
       return false;
     }
     Reader d(AsBytes(*data));
-    if (*type == kTrackSchema) {
+    if (*type == kTrackStateChange) {
+      state_change = true;
+    } else if (*type == kTrackSchema) {
+      detailed = true;
       if (auto name = d.LenencString()) {
         schema_ = std::string(*name);
         schema_known_ = true;
@@ -125,6 +131,7 @@ bool ServerCodec::ApplyOk(const OkPacket& ok, bool report) {
         }
       }
     } else if (*type == kTrackSystemVariables) {
+      detailed = true;
       auto name = d.LenencString();
       auto value = name ? d.LenencString() : std::nullopt;
       if (value) {
@@ -135,6 +142,9 @@ bool ServerCodec::ApplyOk(const OkPacket& ok, bool report) {
         }
       }
     }
+  }
+  if (report && state_change && !detailed) {
+    unexplained_change_ = true;
   }
   return schema_reported;
 }
@@ -489,9 +499,22 @@ bool ServerCodec::SendBaseline(const std::vector<std::string>& init_sql) {
       }
     }
   }
+  // Under transaction pooling the server says when a request changes the session in a way the
+  // classifier may have missed (inside a stored procedure, say): the state-change tracker.
+  bool tracker = login_.transaction_pooling && (caps() & kSessionTrack) != 0;
+  if (tracker) {
+    // A server without the tracker (older than MySQL 5.7 or MariaDB 10.2) refuses it; it then
+    // simply never reports.
+    SendInternal(kComQuery, "SET SESSION session_track_state_change = ON", "",
+                 /*report_done=*/false)
+        .tolerant = true;
+  }
   bool sent = SendReadBack(names);
   reading_baseline_ = sent;
-  return sent;
+  if (tracker && !sent) {
+    pending_.back().report_done = true;  // the SET alone is the request
+  }
+  return sent || tracker;
 }
 
 std::vector<std::string> ServerCodec::BaselineNames() const {

@@ -259,6 +259,9 @@ class ServerCodec final : public codec::ServerCodec {
   absl::flat_hash_map<std::string, std::string> sql_prepared_;
   bool consume_packet_ = false;  // the packet read whole was replaced by SendToClient
   bool request_failed_ = false;  // the client's request being answered got an ERR
+  // The state-change tracker fired for the client's request without naming a variable or the
+  // schema (ServerCodecSink::OnSessionStateChanged); switched on by SendBaseline.
+  bool unexplained_change_ = false;
   // Counts the queries after which the schema may have changed unseen (no schema tracking):
   // statements prepared before one of them are not shared after it.
   uint64_t unknown_schema_epoch_ = 0;

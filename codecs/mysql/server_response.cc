@@ -514,6 +514,9 @@ void ServerCodec::EndResponse() {
     sink_.OnInternalDone(error.get());
     return;
   }
+  if (std::exchange(unexplained_change_, false) && request.sql_op == 0) {
+    sink_.OnSessionStateChanged();  // a SQL-level PREPARE / DEALLOCATE accounts for its own
+  }
   bool failed = std::exchange(request_failed_, false);
   if (failed && login_.transaction_pooling) {
     // An ERR carries no status flags, and a failed statement may have ended the transaction

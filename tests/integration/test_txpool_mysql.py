@@ -11,6 +11,7 @@ tables and user variables (pins nothing clears yet). After every step each
 client checks that it sees exactly its own state. The run reports server
 switches and pins by reason, and fails on any leak."""
 
+import os
 import random
 import re
 import threading
@@ -19,7 +20,9 @@ import time
 import pymysql
 import pytest
 
+from mysqlhelpers import connect_target as connect_target_with
 from mysqlhelpers import (
+    CLIENT_SESSION_TRACK,
     ER_QUERY_INTERRUPTED,
     ER_UNKNOWN_STMT_HANDLER,
     connect_target,
@@ -263,3 +266,39 @@ def test_sysbench_transaction_mode(my_env, my_proxy, ps_mode):
         assert "pinned to its server" not in target.wp.log_text(), "a sysbench thread was pinned"
     finally:
         sysbench(env, target.host, target.port, user, password, "cleanup", timeout=60, **kw)
+
+
+def test_a_change_the_classifier_cannot_see_pins_session_state(my_env, my_proxy):
+    """A stored procedure that sets a user variable looks like any CALL to the classifier; the
+    server's state-change tracker (switched on for backends of clients with
+    CLIENT_SESSION_TRACK under transaction pooling) says the session changed, so the client keeps
+    its server (pin session_state) and keeps seeing its variable while other clients take turns
+    on the other backend."""
+    env = my_env
+    target = my_proxy(pool_mode="transaction", max_backend_connections=2,
+                      connection_borrow_timeout="10s")
+    proc = f"wp_hidden_set_{os.getpid()}"
+
+    def connect_target(env, target):  # every client of the test asks for session tracking
+        return connect_target_with(env, target, client_flag=CLIENT_SESSION_TRACK)
+
+    owner = connect_target(env, target)
+    try:
+        with owner.cursor() as cur:
+            cur.execute(f"CREATE PROCEDURE {proc}() SET @wp_hidden = 42")
+        others = [connect_target(env, target) for _ in range(3)]
+        setter = connect_target(env, target)
+        with setter.cursor() as cur:
+            cur.execute(f"CALL {proc}()")
+        for _ in range(20):
+            for o in others:
+                assert my_scalar(o, "SELECT @wp_hidden") is None, "another client saw it"
+            assert my_scalar(setter, "SELECT @wp_hidden") == 42
+        log = target.wp.log_text()
+        assert re.search(r"pinned to its server \(session_state\)", log), log[-2000:]
+        for c in others + [setter]:
+            c.close()
+        with owner.cursor() as cur:
+            cur.execute(f"DROP PROCEDURE {proc}")
+    finally:
+        owner.close()
