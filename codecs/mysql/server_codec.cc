@@ -375,13 +375,13 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
       prepare.emplace_back(std::string(*name), text);
     }
   }
-  for (const auto& [name, text] : sql_prepared_) {
-    bool wanted_here = std::any_of(wanted.begin(), wanted.end(), [&](const auto& p) {
-      return SqlStatementOfParam(p.first) == std::optional<std::string_view>(name) &&
-             p.second == text;
+  for (const auto& held : sql_prepared_) {
+    bool wanted_here = std::any_of(wanted.begin(), wanted.end(), [&held](const auto& p) {
+      return SqlStatementOfParam(p.first) == std::optional<std::string_view>(held.first) &&
+             p.second == held.second;
     });
     if (!wanted_here) {
-      deallocate.emplace_back(name, "");
+      deallocate.emplace_back(held.first, "");
     }
   }
   size_t requests = (sets.empty() ? 0 : 1) + schema.size() + deallocate.size() + prepare.size();
