@@ -147,4 +147,52 @@ inline std::string DescribeEffects(const RequestEffects& e) {
   return out;
 }
 
+// How many seeded random cuts a script runs in, besides whole and byte by byte.
+inline constexpr int kRandomCuts = 12;
+
+// A script for a server codec: server bytes to feed, or a call from the proxy. A call is logged by
+// its label before it runs (so what it sends follows) and by its result after.
+template <typename Codec>
+struct ScriptAction {
+  std::string bytes;
+  std::string label;
+  std::function<std::string(Codec&)> call;
+};
+
+// Runs a script on a fresh `Run` (a sink that logs in its codec and logs events: codec(), Log,
+// Feed, Take), cut as asked.
+template <typename Run, typename Codec, typename Login>
+std::vector<std::string> ExecuteScript(const Login& login,
+                                       const std::vector<ScriptAction<Codec>>& script, Cut cut,
+                                       uint32_t seed) {
+  Run run(login, cut, seed);
+  for (const ScriptAction<Codec>& a : script) {
+    if (a.call) {
+      run.Log(a.label);
+      if (std::string result = a.call(run.codec()); !result.empty()) {
+        run.Log(std::move(result));
+      }
+    } else {
+      run.Feed(a.bytes);
+    }
+  }
+  return run.Take();
+}
+
+// Runs `script` whole, byte by byte and in seeded random cuts; all must agree.
+template <typename Run, typename Codec, typename Login>
+std::vector<std::string> RunScriptAllWays(const std::vector<ScriptAction<Codec>>& script,
+                                          const Login& login) {
+  std::vector<std::string> whole = ExecuteScript<Run>(login, script, Cut::kWhole, 0);
+  EXPECT_EQ(Join(ExecuteScript<Run>(login, script, Cut::kBytewise, 0)), Join(whole))
+      << "byte by byte";
+  for (int i = 0; i < kRandomCuts; ++i) {
+    EXPECT_EQ(Join(ExecuteScript<Run>(login, script, Cut::kRandom, kSplitSeed + i)), Join(whole))
+        << "random cut " << i;
+  }
+  return whole;
+}
+
+inline std::string Consume(std::string_view bytes) { return Cat("consume ", bytes.size()); }
+
 }  // namespace wirepool::codec::testing

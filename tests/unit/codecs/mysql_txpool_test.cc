@@ -37,10 +37,9 @@ using ::wirepool::codec::testing::CounterRandom;
 using ::wirepool::codec::testing::DescribeEffects;
 using ::wirepool::codec::testing::Hex;
 using ::wirepool::codec::testing::Join;
+using ::wirepool::codec::testing::kRandomCuts;
 using ::wirepool::codec::testing::kSplitSeed;
 using namespace ::wirepool::codec::mysql::testing;  // NOLINT: the packet builders
-
-constexpr int kRandomCuts = 12;
 
 // ---------------------------------------------------------------------------------------------
 // Packets
@@ -107,13 +106,7 @@ class ServerRun final : public ServerCodecSink {
   bool logged_in_ = false;
 };
 
-// A script: server bytes to feed, or a call from the proxy. A call is logged by its label before
-// it runs (so what it sends follows) and by its result after.
-struct Action {
-  std::string bytes;
-  std::string label;
-  std::function<std::string(ServerCodec&)> call;
-};
+using Action = ::wirepool::codec::testing::ScriptAction<ServerCodec>;
 using Script = std::vector<Action>;
 
 Action Feed(std::string bytes) { return {std::move(bytes), "", nullptr}; }
@@ -152,34 +145,11 @@ Action Expect(uint8_t command) {
           }};
 }
 
-std::vector<std::string> Execute(const ServerLogin& login, const Script& script, Cut cut,
-                                 uint32_t seed) {
-  ServerRun run(login, cut, seed);
-  for (const Action& a : script) {
-    if (a.call) {
-      run.Log(a.label);
-      if (std::string result = a.call(run.codec()); !result.empty()) {
-        run.Log(std::move(result));
-      }
-    } else {
-      run.Feed(a.bytes);
-    }
-  }
-  return run.Take();
-}
-
-// Runs `script` after a login, whole, byte by byte and in seeded random cuts; all must agree.
 std::vector<std::string> RunAllWays(const Script& script, const ServerLogin& login = Login()) {
-  std::vector<std::string> whole = Execute(login, script, Cut::kWhole, 0);
-  EXPECT_EQ(Join(Execute(login, script, Cut::kBytewise, 0)), Join(whole)) << "byte by byte";
-  for (int i = 0; i < kRandomCuts; ++i) {
-    EXPECT_EQ(Join(Execute(login, script, Cut::kRandom, kSplitSeed + i)), Join(whole))
-        << "random cut " << i;
-  }
-  return whole;
+  return ::wirepool::codec::testing::RunScriptAllWays<ServerRun>(script, login);
 }
 
-std::string Consume(std::string_view bytes) { return Cat("consume ", bytes.size()); }
+using ::wirepool::codec::testing::Consume;
 
 // ---------------------------------------------------------------------------------------------
 // ServerCodec::ApplyParameters
