@@ -37,13 +37,7 @@ function describe(err) {
   };
 }
 
-class Mismatch extends Error {}
-
-function expect(what, got, want) {
-  if (got !== want) {
-    throw new Mismatch(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-  }
-}
+const { expect, runClients } = require('./concurrent');
 
 async function connect() {
   const c = new Client({
@@ -138,38 +132,21 @@ async function main() {
 
   progress.step = 'run';
   const stats = { executions: 0, switches: 0, pids: new Set() };
-  const results = await Promise.allSettled(
-    Array.from({ length: clients }, (_, id) =>
-      runClient(id, stats).catch((err) => {
-        err.client = id;
-        err.loop = progress[id];
-        throw err;
-      })
-    )
-  );
-  const failed = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
-  clearTimeout(watchdog);
-  if (failed.length > 0) {
-    console.log(
-      JSON.stringify({
-        ok: false,
-        failures: failed.length,
-        client: failed[0].client,
-        loop: failed[0].loop,
-        error: describe(failed[0]),
-        others: failed.slice(1, 5).map((e) => `client ${e.client}: ${e.message}`),
-      })
-    );
-    process.exit(1);
-  }
-  console.log(
-    JSON.stringify({
-      ok: true,
+  const ok = await runClients(
+    clients,
+    (id) => runClient(id, stats),
+    progress,
+    describe,
+    () => ({
       executions: stats.executions,
       switches: stats.switches,
       pids: stats.pids.size,
     })
   );
+  clearTimeout(watchdog);
+  if (!ok) {
+    process.exit(1);
+  }
 }
 
 main().catch((err) => {
