@@ -20,6 +20,15 @@ absl::Status UvError(std::string_view what, int code) {
 constexpr int kKeepaliveDelaySeconds = 60;
 constexpr size_t kMaxIov = 64;
 
+// Ciphertext lands here before it is decrypted into the stream's input, so a TLS connection holds
+// no read buffer of its own between reads.
+uint8_t* TlsScratch(size_t* size) {
+  constexpr size_t kSize = 64 << 10;
+  thread_local std::unique_ptr<uint8_t[]> scratch(new uint8_t[kSize]);
+  *size = kSize;
+  return scratch.get();
+}
+
 }  // namespace
 
 absl::StatusOr<sockaddr_storage> ResolveAddress(const std::string& host, uint16_t port) {
@@ -170,14 +179,26 @@ void TcpStream::StartReading() {
           *buf = uv_buf_init(nullptr, 0);
           return;
         }
+        if (cell->owner->tls_ != nullptr) {
+          size_t size = 0;
+          uint8_t* scratch = TlsScratch(&size);
+          *buf = uv_buf_init(reinterpret_cast<char*>(scratch), size);
+          return;
+        }
         auto tail = cell->owner->input_.WritableTail();
         *buf = uv_buf_init(reinterpret_cast<char*>(tail.data()), tail.size());
       },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         auto* cell = static_cast<Cell*>(s->data);
-        if (cell->owner != nullptr) {
-          cell->owner->HandleRead(nread);
+        if (cell->owner == nullptr) {
+          return;
         }
+        if (nread > 0 && cell->owner->tls_ != nullptr) {
+          cell->owner->HandleTlsRead(reinterpret_cast<const uint8_t*>(buf->base),
+                                     static_cast<size_t>(nread));
+          return;
+        }
+        cell->owner->HandleRead(nread);
       });
 }
 
@@ -205,18 +226,119 @@ void TcpStream::HandleRead(ssize_t nread) {
   }
 }
 
+absl::Status TcpStream::StartTls(TlsContextPtr context, bool input_is_tls) {
+  if (cell_ == nullptr) {
+    return absl::FailedPreconditionError("the connection is closed");
+  }
+  if (tls_ != nullptr) {
+    return absl::FailedPreconditionError("TLS is already on");
+  }
+  if (!input_is_tls && !input_.empty()) {
+    return absl::InvalidArgumentError(
+        "unencrypted bytes arrived after the TLS request, before the TLS handshake");
+  }
+  Flush();
+  tls_ = std::make_unique<TlsSession>(std::move(context));
+  if (!input_.empty()) {
+    tls_->FeedCiphertext(input_.view().data(), input_.size());
+    input_.Consume(input_.size());
+  }
+  input_.ReleaseIfEmpty();
+  // The client's hello, or the server's answer to a hello already read. Nothing can finish the
+  // handshake before the peer speaks again, so the handler is never called from here.
+  absl::Status st = tls_->Handshake();
+  FlushCiphertext();
+  return st;
+}
+
+void TcpStream::HandleTlsRead(const uint8_t* data, size_t len) {
+  tls_->FeedCiphertext(data, len);
+  const bool was_done = tls_->handshake_done();
+  absl::Status st = tls_->Handshake();
+  bool got = false;
+  while (st.ok() && tls_->handshake_done()) {
+    auto tail = input_.WritableTail();
+    absl::StatusOr<size_t> n = tls_->ReadPlaintext(tail.data(), tail.size());
+    if (!n.ok()) {
+      st = absl::IsCancelled(n.status()) ? absl::CancelledError("peer closed the connection")
+                                         : n.status();
+      break;
+    }
+    if (*n == 0) {
+      break;
+    }
+    input_.Commit(*n);
+    got = true;
+  }
+  if (!was_done && tls_->handshake_done()) {
+    Flush();  // plaintext queued while the handshake ran
+  } else {
+    FlushCiphertext();  // handshake messages, alerts, key updates
+  }
+  if (!st.ok()) {
+    FailAndClose(st);
+    return;
+  }
+  if (!was_done && tls_->handshake_done()) {
+    handler_.OnTlsReady(*this);  // may destroy this stream: nothing after this line
+  } else if (got) {
+    handler_.OnReadable(*this);  // may destroy this stream: nothing after this line
+  }
+}
+
 void TcpStream::Write(Slice slice) {
   if (cell_ == nullptr || slice.size() == 0) {
     return;
   }
-  pending_bytes_ += slice.size();
-  if (!pending_.empty() && pending_.back().TryExtend(slice.block(), slice.data(), slice.size())) {
+  std::vector<Slice>& queue = tls_ != nullptr ? plain_ : pending_;
+  (tls_ != nullptr ? plain_bytes_ : pending_bytes_) += slice.size();
+  if (!queue.empty() && queue.back().TryExtend(slice.block(), slice.data(), slice.size())) {
     return;
   }
-  pending_.push_back(std::move(slice));
+  queue.push_back(std::move(slice));
 }
 
 void TcpStream::Flush() {
+  if (cell_ == nullptr) {
+    return;
+  }
+  if (tls_ == nullptr) {
+    FlushRaw();
+    return;
+  }
+  if (!tls_->handshake_done()) {
+    FlushCiphertext();
+    return;
+  }
+  for (const Slice& s : plain_) {
+    // A memory BIO takes everything; a failure means the session broke, which the next read
+    // reports (a callback from here would re-enter the caller in the middle of its work).
+    if (!tls_->WritePlaintext(s.data(), s.size()).ok()) {
+      break;
+    }
+  }
+  plain_.clear();
+  plain_bytes_ = 0;
+  FlushCiphertext();
+}
+
+void TcpStream::FlushCiphertext() {
+  while (tls_->pending_ciphertext() > 0) {
+    Block* block = Block::New();
+    size_t n = tls_->TakeCiphertext(block->data(), block->capacity());
+    if (n > 0) {
+      pending_.emplace_back(block, block->data(), n);
+      pending_bytes_ += n;
+    }
+    block->Unref();
+    if (n == 0) {
+      break;
+    }
+  }
+  FlushRaw();
+}
+
+void TcpStream::FlushRaw() {
   if (cell_ == nullptr || pending_.empty()) {
     return;
   }
@@ -304,7 +426,7 @@ void TcpStream::HandleWriteDone(size_t, int status) {
 }
 
 size_t TcpStream::queued_bytes() const {
-  return pending_bytes_ + (cell_ != nullptr ? cell_->in_flight_bytes : 0);
+  return pending_bytes_ + plain_bytes_ + (cell_ != nullptr ? cell_->in_flight_bytes : 0);
 }
 
 void TcpStream::FailAndClose(const absl::Status& why) {
@@ -321,6 +443,8 @@ void TcpStream::DetachCell(bool linger, absl::Duration limit) {
   reading_ = false;
   pending_.clear();
   pending_bytes_ = 0;
+  plain_.clear();
+  plain_bytes_ = 0;
   cell->owner = nullptr;
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&cell->tcp));
   if (linger && cell->in_flight_writes > 0) {
@@ -343,6 +467,10 @@ void TcpStream::CloseAfterFlush(absl::Duration limit) {
     return;
   }
   Flush();
+  if (tls_ != nullptr && tls_->handshake_done()) {
+    tls_->Shutdown();  // close_notify, so the peer knows the stream was not cut
+    FlushCiphertext();
+  }
   DetachCell(true, limit);
 }
 

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/buffer.h"
+#include "core/tls.h"
 #include "uv.h"
 
 namespace wirepool::core {
@@ -32,6 +34,9 @@ class TcpStreamHandler {
  public:
   virtual ~TcpStreamHandler() = default;
   virtual void OnConnected(TcpStream& stream, const absl::Status& status) {}
+  // The TLS handshake StartTls began is done. Plaintext that came with it is in stream.input()
+  // already: read it as for OnReadable.
+  virtual void OnTlsReady(TcpStream& stream) {}
   // New bytes are in stream.input().
   virtual void OnReadable(TcpStream& stream) = 0;
   // The write queue fell below the low-water mark after having been above the high one.
@@ -61,6 +66,16 @@ class TcpStream {
 
   InputBuffer& input() { return input_; }
 
+  // From here on the stream is TLS: what is queued goes out first in plaintext (the protocol's
+  // "go ahead"), then everything read is decrypted and everything written encrypted. Bytes
+  // already read are refused (plaintext injected ahead of the handshake) unless `input_is_tls`
+  // says they are the peer's first TLS bytes (a direct TLS connection). The handler hears
+  // OnTlsReady, or OnStreamClosed if the handshake fails; an error here means nothing started.
+  absl::Status StartTls(TlsContextPtr context, bool input_is_tls = false);
+  bool tls() const { return tls_ != nullptr; }
+  // After OnTlsReady; null on a plaintext stream.
+  const TlsSession* tls_session() const { return tls_.get(); }
+
   // Queues bytes; nothing goes out until Flush().
   void Write(Slice slice);
   void Write(std::string_view bytes) { Write(Slice::Copy(bytes)); }
@@ -85,6 +100,11 @@ class TcpStream {
   friend struct Cell;
 
   void HandleRead(ssize_t nread);
+  // Decrypts what the socket gave and advances the handshake.
+  void HandleTlsRead(const uint8_t* data, size_t len);
+  // Moves TLS output into the socket's write queue and writes it.
+  void FlushCiphertext();
+  void FlushRaw();
   void HandleWriteDone(size_t bytes, int status);
   void HandleConnect(int status);
   void FailAndClose(const absl::Status& why);
@@ -93,8 +113,11 @@ class TcpStream {
   TcpStreamHandler& handler_;
   Cell* cell_;
   InputBuffer input_;
-  std::vector<Slice> pending_;
+  std::vector<Slice> pending_;  // bytes for the socket (ciphertext under TLS)
   size_t pending_bytes_ = 0;
+  std::unique_ptr<TlsSession> tls_;
+  std::vector<Slice> plain_;  // under TLS: plaintext waiting to be encrypted
+  size_t plain_bytes_ = 0;
   bool reading_ = false;
   bool was_over_high_water_ = false;
   std::string peer_;
