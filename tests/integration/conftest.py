@@ -301,3 +301,18 @@ def my_table(my_env):
                     cur.execute(f"DROP TABLE IF EXISTS `{name}`")
         finally:
             conn.close()
+
+
+# ---------------------------------------------------------------- TLS
+
+from tlscerts import make_tls_certs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    """Test certificates made once per session (see tlscerts.py): a CA, a
+    server certificate for 127.0.0.1 and localhost, a client certificate with
+    CN wp_client (tlscerts.client_cert(tls_certs, cn) makes more), and a
+    wrong CA with its own server and client certificates. A TlsCerts of
+    paths; keys are mode 0600."""
+    return make_tls_certs(tmp_path_factory.mktemp("tls"))
