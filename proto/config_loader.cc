@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "core/strings.h"
 #include "proto/config.pb.h"
 #include "proto/yaml_to_proto.h"
 
@@ -413,6 +414,8 @@ class Validator {
       }
     }
     CheckPinAsError(proxy, path, &settings);
+    ResolveClientTls(proxy, path + ".client_tls", &settings.client_tls);
+    ResolveBackendTls(proxy, path + ".backend_tls", &settings.backend_tls);
 
     if (proxy.backends_size() == 0) {
       errors_.Add(path + ".backends", "at least one backend (host:port) is required");
@@ -426,6 +429,9 @@ class Validator {
         continue;
       }
       settings.backends.push_back(*std::move(backend));
+    }
+    if (settings.backend_tls.server_name.empty() && !settings.backends.empty()) {
+      settings.backend_tls.server_name = settings.backends.front().host;
     }
 
     Limit(proxy.has_max_backend_connections(), proxy.max_backend_connections(),
@@ -448,6 +454,67 @@ class Validator {
       errors_.Add(path + ".client_login_timeout", "must be at most 15m");
     }
     return settings;
+  }
+
+  std::string TlsFile(const std::string& name) {
+    std::filesystem::path file(name);
+    if (!name.empty() && file.is_relative() && !base_dir_.empty()) {
+      file = base_dir_ / file;
+    }
+    return file.string();
+  }
+
+  // What both legs share: the mode's name, TLS versions, ciphers; files made absolute.
+  template <typename Tls>
+  void ResolveTlsCommon(const Tls& tls, const std::string& path, core::TlsMode default_mode,
+                        core::TlsConfig* out) {
+    out->mode = default_mode;
+    if (tls.has_mode()) {
+      std::optional<core::TlsMode> mode = core::ParseTlsMode(tls.mode());
+      if (!mode.has_value()) {
+        errors_.Add(path + ".mode",
+                    absl::StrCat("unknown mode '", tls.mode(),
+                                 "' (expected disable, allow, prefer, require, verify-ca or "
+                                 "verify-full)"));
+      } else {
+        out->mode = *mode;
+      }
+    }
+    out->cert_file = TlsFile(tls.cert_file());
+    out->key_file = TlsFile(tls.key_file());
+    out->ca_file = TlsFile(tls.ca_file());
+    out->ciphers = tls.ciphers();
+    if (tls.has_min_version()) {
+      if (tls.min_version() != "1.2" && tls.min_version() != "1.3") {
+        errors_.Add(path + ".min_version", "must be \"1.2\" or \"1.3\"");
+      }
+      out->min_version = tls.min_version();
+    }
+    if (tls.has_cert_file() != tls.has_key_file()) {
+      errors_.Add(path, "cert_file and key_file go together");
+    }
+  }
+
+  void ResolveClientTls(const Proxy& proxy, const std::string& path, core::TlsConfig* out) {
+    const ClientTls& tls = proxy.client_tls();
+    ResolveTlsCommon(tls, path,
+                     tls.has_cert_file() ? core::TlsMode::kPrefer : core::TlsMode::kDisable, out);
+    if (out->mode != core::TlsMode::kDisable && !tls.has_cert_file()) {
+      errors_.Add(path, absl::StrCat("mode ", Av(core::TlsModeName(out->mode)),
+                                     " needs cert_file and key_file"));
+    }
+    if ((out->mode == core::TlsMode::kVerifyCa || out->mode == core::TlsMode::kVerifyFull) &&
+        !tls.has_ca_file()) {
+      errors_.Add(path, absl::StrCat("mode ", Av(core::TlsModeName(out->mode)),
+                                     " needs ca_file (the CA client certificates must chain to)"));
+    }
+  }
+
+  void ResolveBackendTls(const Proxy& proxy, const std::string& path, core::TlsConfig* out) {
+    const BackendTls& tls = proxy.backend_tls();
+    ResolveTlsCommon(tls, path, core::TlsMode::kPrefer, out);
+    // verify-full checks the backend's host unless told another name (an address behind NAT).
+    out->server_name = tls.server_name();
   }
 
   void CheckProtocol(const Proxy& proxy, const std::string& path, ProxySettings* settings) {

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/crypto.h"
+#include "core/tls.h"
 
 namespace wirepool::config {
 
@@ -64,6 +65,10 @@ struct ProxySettings {
   std::vector<std::string> pin_as_error;
   // Transaction pooling: prepared statements kept per server connection (0 = no limit).
   uint32_t max_prepared_statements = 200;
+  // File paths resolved against the config file's directory; the files themselves are loaded
+  // (and checked) when the proxy starts or reloads.
+  core::TlsConfig client_tls;  // mode kDisable: no TLS offered
+  core::TlsConfig backend_tls;
 };
 
 struct Settings {

@@ -10,16 +10,22 @@
 namespace wirepool::proxy {
 namespace {
 
-// One side connection that carries out a cancel plan, then deletes itself.
+// One side connection that carries out a cancel plan, then deletes itself. It honours
+// backend_tls as the proxy's own server connections do: a login plan through the codec
+// (ServerLogin::tls), a raw plan by asking for TLS first where the protocol has such a request.
 class CancelSender final : public core::TcpStreamHandler, public codec::ServerCodecSink {
  public:
   CancelSender(core::EventLoop& loop, const CancelTarget& target, codec::CancelPlan plan)
       : loop_(loop),
         plan_(std::move(plan)),
         stream_(loop.get(), *this),
-        timer_(loop.get(), [this] { Finish("timed out"); }) {
+        timer_(loop.get(), [this] { Finish("timed out"); }),
+        protocol_(target.protocol),
+        tls_(target.tls) {
     if (plan_.login_first) {
-      codec_ = target.protocol->NewServerCodec(target.login, *this);
+      codec::ServerLogin login = target.login;
+      login.tls = WantTls();
+      codec_ = target.protocol->NewServerCodec(login, *this);
     }
     on_params_ = target.on_params;
     on_done_ = target.on_done;
@@ -34,26 +40,52 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
   }
 
   void OnConnected(core::TcpStream&, const absl::Status&) override {
-    if (codec_ == nullptr) {
-      // The server answers a raw cancel request by closing once it has signalled the backend:
-      // waiting for that keeps the session on its server until the cancel can no longer reach
-      // a statement of the server's next client.
-      stream_.Write(plan_.payload);
+    stream_.StartReading();
+    if (codec_ != nullptr) {
+      codec_->Start();
       stream_.Flush();
-      stream_.StartReading();
       return;
     }
-    stream_.StartReading();
-    codec_->Start();
-    stream_.Flush();
+    std::string request = WantTls() && protocol_ != nullptr ? protocol_->TlsRequest() : "";
+    if (!request.empty()) {
+      awaiting_tls_answer_ = true;
+      stream_.Write(request);
+      stream_.Flush();
+      return;
+    }
+    SendRaw();
+  }
+
+  void OnTlsReady(core::TcpStream& stream) override {
+    Continue(true);
+    OnReadable(stream);
   }
 
   void OnReadable(core::TcpStream&) override {
-    if (codec_ == nullptr || done_) {
-      stream_.input().Consume(stream_.input().view().size());
+    auto& in = stream_.input();
+    if (done_) {
+      in.Consume(in.size());
       return;
     }
-    auto& in = stream_.input();
+    if (codec_ == nullptr) {
+      if (awaiting_tls_answer_) {
+        std::optional<bool> answer = protocol_->TlsAnswer(in.view());
+        if (!answer.has_value()) {
+          return;
+        }
+        if (*answer && in.size() > 1) {
+          Finish("the server sent unencrypted data after its TLS answer");
+          return;
+        }
+        awaiting_tls_answer_ = false;
+        in.Consume(in.size());
+        OnTlsOffer(*answer);
+        AfterTlsOffer();
+        return;
+      }
+      in.Consume(in.size());
+      return;
+    }
     while (!in.empty() && !done_) {
       codec::Step s = codec_->OnBytes(in.view());
       if (s.verdict == codec::Verdict::kNeedMore) {
@@ -66,17 +98,30 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
       }
       in.Consume(s.bytes);
     }
-    if (!done_) {
-      stream_.Flush();
+    if (done_) {
+      return;
     }
+    if (tls_next_ != TlsNext::kNone) {
+      AfterTlsOffer();
+      return;
+    }
+    stream_.Flush();
   }
 
   void OnStreamClosed(core::TcpStream&, const absl::Status& why) override {
-    Finish(codec_ == nullptr ? "" : Sv(why.message()));
+    // The server answers a raw cancel by closing: that is success.
+    bool raw_sent =
+        codec_ == nullptr && !awaiting_tls_answer_ && tls_next_ == TlsNext::kNone && raw_sent_;
+    Finish(raw_sent ? "" : Sv(why.message()));
   }
 
   // codec::ServerCodecSink
   void SendToServer(std::string_view bytes) override { stream_.Write(bytes); }
+  void OnTlsOffer(bool accepted) override {
+    tls_next_ = accepted                                  ? TlsNext::kStart
+                : tls_->mode() >= core::TlsMode::kRequire ? TlsNext::kRefused
+                                                          : TlsNext::kPlain;
+  }
   void OnLoginComplete() override {
     if (on_params_) {
       on_params_(codec_->Parameters());
@@ -104,6 +149,46 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
   void OnProtocolError(const absl::Status& status) override { Finish(Sv(status.message())); }
 
  private:
+  enum class TlsNext { kNone, kStart, kPlain, kRefused };
+
+  // `allow` tries plaintext only, like the proxy's server connections.
+  bool WantTls() const { return tls_ != nullptr && tls_->mode() != core::TlsMode::kAllow; }
+
+  // Once the answer to the TLS request is consumed: start TLS, go on in plaintext, or give up.
+  void AfterTlsOffer() {
+    TlsNext next = tls_next_;
+    tls_next_ = TlsNext::kNone;
+    if (next == TlsNext::kStart) {
+      absl::Status st = stream_.StartTls(tls_);
+      if (!st.ok()) {
+        Finish(Cat("TLS: ", st.message()));
+      }
+    } else if (next == TlsNext::kRefused) {
+      Finish(Cat("the server does not offer TLS, which backend_tls mode ",
+                 core::TlsModeName(tls_->mode()), " requires"));
+    } else if (next == TlsNext::kPlain) {
+      Continue(false);
+    }
+  }
+
+  void Continue(bool encrypted) {
+    if (codec_ != nullptr) {
+      codec_->ContinueLogin(encrypted);
+      stream_.Flush();
+      return;
+    }
+    SendRaw();
+  }
+
+  // The server answers a raw cancel request by closing once it has signalled the backend:
+  // waiting for that keeps the session on its server until the cancel can no longer reach a
+  // statement of the server's next client.
+  void SendRaw() {
+    raw_sent_ = true;
+    stream_.Write(plan_.payload);
+    stream_.Flush();
+  }
+
   void Finish(std::string_view error) {
     if (done_) {
       return;
@@ -124,9 +209,14 @@ class CancelSender final : public core::TcpStreamHandler, public codec::ServerCo
   codec::CancelPlan plan_;
   core::TcpStream stream_;
   core::Timer timer_;
+  codec::ProtocolPtr protocol_;
+  core::TlsContextPtr tls_;
   std::unique_ptr<codec::ServerCodec> codec_;
   std::function<void(const codec::ParamList&)> on_params_;
   std::function<void()> on_done_;
+  bool awaiting_tls_answer_ = false;
+  bool raw_sent_ = false;
+  TlsNext tls_next_ = TlsNext::kNone;
   bool done_ = false;
 };
 

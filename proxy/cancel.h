@@ -8,14 +8,17 @@
 #include "absl/time/time.h"
 #include "codecs/api/codec.h"
 #include "core/loop.h"
+#include "core/tls.h"
 
 namespace wirepool::proxy {
 
 struct CancelTarget {
   sockaddr_storage backend{};
   absl::Duration timeout;
-  codec::ProtocolPtr protocol;  // only for plans that log in first
-  codec::ServerLogin login;
+  codec::ProtocolPtr protocol;
+  codec::ServerLogin login;  // only for plans that log in first
+  // backend_tls, as the proxy's server connections use it (null: plaintext).
+  core::TlsContextPtr tls;
   // Called with what the server reported once the login ends, well or not (probes use this).
   std::function<void(const codec::ParamList&)> on_params;
   // Called once the cancel is through, well or not (the session waits for it before it gives

@@ -74,6 +74,8 @@ absl::Status ClientSession::Accept(uv_stream_t* server) {
     options.refuse_pins = refuse_pins_;
   }
   options.peer_host = stream_.peer().substr(0, stream_.peer().rfind(':'));
+  tls_ = proxy_.client_tls();
+  options.tls_available = tls_ != nullptr;
   codec_ = proxy_.protocol().NewClientCodec(options, *this);
   users_ = proxy_.users();
   timer_.Start(proxy_.settings().client_login_timeout);
@@ -130,6 +132,10 @@ void ClientSession::Drive() {
   if (state_ == State::kClosed) {
     return;
   }
+  if (tls_request_.has_value()) {
+    StartTls();
+    return;
+  }
   if (state_ == State::kIdle && exit == PumpExit::kStopped && !stream_.input().empty()) {
     Drive();
     return;
@@ -154,6 +160,62 @@ void ClientSession::Drive() {
     // then no server output follows to release the server.
     MaybeRelease();
   }
+}
+
+void ClientSession::OnTlsRequest(codec::TlsStart how) { tls_request_ = how; }
+
+void ClientSession::StartTls() {
+  const codec::TlsStart how = *tls_request_;
+  tls_request_.reset();
+  tls_direct_ = how == codec::TlsStart::kDirect;
+  // Whatever is read from now on goes to TLS, never to the codec. What the codec had not taken
+  // yet is refused (kAfterGoAhead: the codec has already failed the connection for it) or is the
+  // client's TLS hello.
+  absl::Status st = stream_.StartTls(tls_, how != codec::TlsStart::kAfterGoAhead);
+  if (!st.ok()) {
+    proxy_.CountError("client_tls_failed");
+    spdlog::info("conn={} proxy={} TLS with {} failed: {}", name(), proxy_.settings().name,
+                 stream_.peer(), st.message());
+    Close("TLS failed");
+    return;
+  }
+  codec_->OnTlsStarted();
+}
+
+void ClientSession::OnTlsReady(core::TcpStream&) {
+  const core::TlsSession* tls = stream_.tls_session();
+  if (tls_direct_ && tls->AlpnSelected().empty()) {
+    // A client that opens with TLS must say which protocol it speaks in it (as PostgreSQL 17
+    // insists), so that a TLS connection meant for another service is never read as ours.
+    proxy_.CountError("client_tls_failed");
+    spdlog::info("conn={} proxy={} direct TLS from {} without ALPN \"{}\": refused", name(),
+                 proxy_.settings().name, stream_.peer(), proxy_.protocol().TlsAlpn());
+    Close("direct TLS without ALPN");
+    return;
+  }
+  spdlog::debug("conn={} proxy={} TLS from {}: {}", name(), proxy_.settings().name, stream_.peer(),
+                tls->Describe());
+  Drive();
+}
+
+bool ClientSession::RefusedByTlsMode(const codec::StartupInfo& info) {
+  const core::TlsMode mode = tls_ != nullptr ? tls_->mode() : core::TlsMode::kDisable;
+  if (mode >= core::TlsMode::kRequire && !stream_.tls()) {
+    FailWith(codec::ProxyError::kTlsRequired,
+             Cat("connections without TLS are refused by this proxy (client_tls mode ",
+                 core::TlsModeName(mode), ")"));
+    return true;
+  }
+  if (mode == core::TlsMode::kVerifyFull && stream_.tls() &&
+      stream_.tls_session()->PeerCommonName() != info.user) {
+    // The handshake verified the certificate; verify-full also wants it to be this user's.
+    spdlog::info("conn={} proxy={} client certificate of {} is not for user \"{}\"", name(),
+                 proxy_.settings().name, stream_.peer(), info.user);
+    FailWith(codec::ProxyError::kAuthFailed,
+             Cat("certificate authentication failed for user \"", info.user, "\""));
+    return true;
+  }
+  return false;
 }
 
 void ClientSession::ResumeReading() {
@@ -188,6 +250,9 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
     spdlog::debug("conn={} logs in again as {}", name(), info.user);
   }
   startup_ = info;
+  if (RefusedByTlsMode(info)) {
+    return;
+  }
   params_ = info.params;
   user_ = users_->Find(info.user);
   codec_->BeginAuth(user_ != nullptr ? &user_->secret : nullptr);
@@ -273,9 +338,7 @@ bool ClientSession::ServerHasStatement(std::string_view key) {
   return server_ != nullptr && server_->codec().HasStatement(key);
 }
 
-bool ClientSession::ServerIsQuiet() {
-  return server_ != nullptr && server_->codec().Quiet();
-}
+bool ClientSession::ServerIsQuiet() { return server_ != nullptr && server_->codec().Quiet(); }
 
 codec::ServerStatement ClientSession::FindServerStatement(std::string_view key) {
   return server_ != nullptr ? server_->codec().FindStatement(key) : codec::ServerStatement{};

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
 
   // core::TcpStreamHandler
   void OnReadable(core::TcpStream& stream) override;
+  void OnTlsReady(core::TcpStream& stream) override;
   void OnWritesDrained(core::TcpStream& stream) override;
   void OnStreamClosed(core::TcpStream& stream, const absl::Status& why) override;
 
@@ -89,6 +91,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void SendToClient(std::string_view bytes) override { stream_.Write(bytes); }
   void OnStartup(const codec::StartupInfo& info) override;
   void OnCancelRequest(std::string_view cancel_key) override;
+  void OnTlsRequest(codec::TlsStart how) override;
   void OnAuthenticated() override;
   void OnAuthFailed(std::string_view reason) override;
   void OnRequestEnd(uint32_t tag) override;
@@ -112,6 +115,11 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   };
 
   void Drive();
+  // Starts TLS for the client's request, once the codec has consumed it.
+  void StartTls();
+  // client_tls: refuses a login the mode does not allow (no TLS under require, a certificate
+  // naming another user under verify-full); true when refused.
+  bool RefusedByTlsMode(const codec::StartupInfo& info);
   // Transaction pooling: gives the server back if the release rule holds.
   void MaybeRelease();
   bool transaction_mode() const;
@@ -136,6 +144,10 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   Pool* pool_ = nullptr;
   ServerConn* server_ = nullptr;
   std::string cancel_key_;
+  // client_tls as it was when the client connected; null: no TLS offered.
+  core::TlsContextPtr tls_;
+  std::optional<codec::TlsStart> tls_request_;  // asked for, not started yet
+  bool tls_direct_ = false;
   bool driving_ = false;
   bool redrive_ = false;
   bool logged_in_ = false;  // CompleteLogin ran for the current login

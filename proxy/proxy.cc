@@ -34,6 +34,11 @@ absl::Status ProxyInstance::Start() {
     return addr.status();
   }
   backend_address_ = *addr;
+  auto tls = LoadTlsContexts(settings_, protocol_->TlsAlpn());
+  if (!tls.ok()) {
+    return tls.status();
+  }
+  tls_ = *std::move(tls);
   auto listen_addr = core::ResolveAddress(settings_.listen.host, settings_.listen.port);
   if (!listen_addr.ok()) {
     return listen_addr.status();
@@ -46,9 +51,12 @@ absl::Status ProxyInstance::Start() {
   }
   janitor_.StartRepeating(kJanitorInterval);
   Probe();
-  spdlog::info("proxy={} listening on {} protocol={} pool_mode={} backend={}", settings_.name,
-               listener_->BoundAddress(), settings_.protocol, settings_.pool_mode,
-               core::FormatAddress(backend_address_));
+  spdlog::info(
+      "proxy={} listening on {} protocol={} pool_mode={} backend={} client_tls={} "
+      "backend_tls={}",
+      settings_.name, listener_->BoundAddress(), settings_.protocol, settings_.pool_mode,
+      core::FormatAddress(backend_address_), core::TlsModeName(settings_.client_tls.mode),
+      core::TlsModeName(settings_.backend_tls.mode));
   return absl::OkStatus();
 }
 
@@ -66,6 +74,17 @@ std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s, U
   }
   if (!backends_same) restart.push_back("backends");
   config::ProxySettings next = s;
+  // Certificates and keys are read again; a file that no longer loads keeps the old context (and
+  // the old TLS settings with it), so a bad rotation never takes TLS away.
+  auto tls = LoadTlsContexts(s, protocol_->TlsAlpn());
+  if (tls.ok()) {
+    tls_ = *std::move(tls);
+  } else {
+    spdlog::error("proxy={} reload: TLS settings kept as they were: {}", settings_.name,
+                  tls.status().message());
+    next.client_tls = settings_.client_tls;
+    next.backend_tls = settings_.backend_tls;
+  }
   // What needs a restart keeps its running value.
   next.protocol = settings_.protocol;
   next.listen = settings_.listen;
@@ -88,6 +107,7 @@ void ProxyInstance::Probe() {
   target.backend = backend_address_;
   target.timeout = settings_.server_connect_timeout;
   target.protocol = protocol_;
+  target.tls = tls_.backend;
   target.login.user = user->backend_user;
   target.login.password = user->backend_password;
   target.login.database = user->backend_user;
@@ -317,6 +337,8 @@ void ProxyInstance::CancelOn(ServerConn& server, std::function<void()> on_done) 
   CancelTarget target;
   target.backend = backend_address_;
   target.timeout = settings_.server_connect_timeout;
+  target.protocol = protocol_;
+  target.tls = tls_.backend;
   if (plan.login_first) {
     const User* user = users_->Find(server.pool().user);
     if (user == nullptr) {
@@ -325,7 +347,6 @@ void ProxyInstance::CancelOn(ServerConn& server, std::function<void()> on_done) 
       }
       return;
     }
-    target.protocol = protocol_;
     target.login.user = user->backend_user;
     target.login.password = user->backend_password;
     target.login.random = [](uint8_t* out, size_t len) { crypto::RandomBytes(out, len); };

@@ -21,6 +21,7 @@
 #include "core/tcp.h"
 #include "core/timer.h"
 #include "proto/config_loader.h"
+#include "proxy/tls_contexts.h"
 #include "proxy/users.h"
 
 namespace wirepool::proxy {
@@ -68,6 +69,9 @@ class ProxyInstance {
   const config::ProxySettings& settings() const { return settings_; }
   const UserTablePtr& users() const { return users_; }
   const sockaddr_storage& backend_address() const { return backend_address_; }
+  // The current TLS contexts (null where a leg is disabled); new connections take these.
+  const core::TlsContextPtr& client_tls() const { return tls_.client; }
+  const core::TlsContextPtr& backend_tls() const { return tls_.backend; }
   uint64_t now_ms() const { return uv_now(const_cast<core::EventLoop&>(loop_).get()); }
   void Random(uint8_t* out, size_t len);
   ProxyStats& stats() { return stats_; }
@@ -120,6 +124,7 @@ class ProxyInstance {
   codec::ProtocolPtr protocol_;
   UserTablePtr users_;
   sockaddr_storage backend_address_{};
+  TlsContexts tls_;
   std::unique_ptr<core::TcpListener> listener_;
   core::Timer janitor_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;

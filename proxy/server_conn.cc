@@ -41,6 +41,9 @@ void ServerConn::Connect() {
   login.reset_method = proxy_.settings().server_reset;
   login.max_prepared_statements = proxy_.settings().max_prepared_statements;
   login.transaction_pooling = proxy_.settings().pool_mode == "transaction";
+  tls_ = proxy_.backend_tls();
+  // `allow` tries plaintext only (see docs/security.md); the other modes ask for TLS first.
+  login.tls = tls_ != nullptr && tls_->mode() != core::TlsMode::kAllow;
   if (user != nullptr) {
     startup_parameters_ = user->startup_parameters;
   }
@@ -76,6 +79,49 @@ void ServerConn::OnConnected(core::TcpStream&, const absl::Status&) {
   stream_.StartReading();
   codec_->Start();
   stream_.Flush();
+}
+
+void ServerConn::OnTlsOffer(bool accepted) {
+  // Acted on after the codec's call returns, once the answer is consumed (AfterTlsOffer).
+  if (accepted) {
+    tls_next_ = TlsNext::kStart;
+  } else {
+    tls_next_ = tls_->mode() >= core::TlsMode::kRequire ? TlsNext::kRefused : TlsNext::kPlain;
+  }
+}
+
+void ServerConn::AfterTlsOffer() {
+  TlsNext next = tls_next_;
+  tls_next_ = TlsNext::kNone;
+  switch (next) {
+    case TlsNext::kStart: {
+      absl::Status st = stream_.StartTls(tls_);
+      if (!st.ok()) {
+        proxy_.CountError("server_tls_failed");
+        Close(Cat("TLS with the server failed: ", st.message()));
+      }
+      return;
+    }
+    case TlsNext::kRefused:
+      proxy_.CountError("server_tls_failed");
+      Close(Cat("the server does not offer TLS, which backend_tls mode ",
+                core::TlsModeName(tls_->mode()), " requires"));
+      return;
+    case TlsNext::kPlain:
+      codec_->ContinueLogin(false);
+      stream_.Flush();
+      return;
+    case TlsNext::kNone:
+      return;
+  }
+}
+
+void ServerConn::OnTlsReady(core::TcpStream&) {
+  spdlog::debug("conn={} server={} TLS with {}: {}", name(), pool_.name, stream_.peer(),
+                stream_.tls_session()->Describe());
+  codec_->ContinueLogin(true);
+  stream_.Flush();
+  Drive();
 }
 
 void ServerConn::OnLoginComplete() {
@@ -342,6 +388,10 @@ void ServerConn::Drive() {
   if (state_ == State::kClosed) {
     return;
   }
+  if (tls_next_ != TlsNext::kNone) {
+    AfterTlsOffer();
+    return;
+  }
   stream_.Flush();
   if (client_ != nullptr) {
     client_->Flush();
@@ -386,6 +436,11 @@ void ServerConn::OnStreamClosed(core::TcpStream&, const absl::Status& why) {
     state_ = State::kClosed;
     connect_timer_.Stop();
     proxy_.OnServerConnectFailed(*this, Sv(why.message()));
+    return;
+  }
+  if (stream_.tls() && !stream_.tls_session()->handshake_done()) {
+    proxy_.CountError("server_tls_failed");
+    Close(Cat("TLS with the server failed: ", why.message()));
     return;
   }
   Close(Cat("server closed the connection: ", why.message()));

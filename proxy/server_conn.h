@@ -83,6 +83,7 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
 
   // core::TcpStreamHandler
   void OnConnected(core::TcpStream& stream, const absl::Status& status) override;
+  void OnTlsReady(core::TcpStream& stream) override;
   void OnReadable(core::TcpStream& stream) override;
   void OnWritesDrained(core::TcpStream& stream) override;
   void OnStreamClosed(core::TcpStream& stream, const absl::Status& why) override;
@@ -91,6 +92,7 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void SendToServer(std::string_view bytes) override { stream_.Write(bytes); }
   void OnLoginComplete() override;
   void OnLoginFailed(const codec::WireError& error) override;
+  void OnTlsOffer(bool accepted) override;
   void OnReadyForQuery(codec::TxState state) override;
   void OnRequestFailed() override;
   void OnParameterStatus(std::string_view name, std::string_view value) override;
@@ -101,6 +103,8 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
 
  private:
   void Drive();
+  // Acts on the server's answer to the TLS request once the codec has consumed it.
+  void AfterTlsOffer();
   bool PastLifetime() const;
   // The proxy's setup of a fresh session (after login, or after a reset), one request at a time:
   // the user's startup parameters, each init_sql statement, then the baseline read-back.
@@ -115,6 +119,10 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   State state_ = State::kConnecting;
   core::TcpStream stream_;
   std::unique_ptr<codec::ServerCodec> codec_;
+  // backend_tls as it was when the connection was opened; null: no TLS.
+  core::TlsContextPtr tls_;
+  enum class TlsNext { kNone, kStart, kPlain, kRefused };
+  TlsNext tls_next_ = TlsNext::kNone;
   core::Timer connect_timer_;
   ClientSession* client_ = nullptr;
   codec::TxState tx_ = codec::TxState::kIdle;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -60,6 +61,7 @@ enum class ProxyError {
   kKilled,
   kIdleTransactionTimeout,
   kTooManyWaiting,
+  kTlsRequired,  // the client did not use TLS where client_tls requires it
   kInternal,
 };
 
@@ -136,6 +138,19 @@ struct UserSecret {
   crypto::ScramKeys scram;
 };
 
+// How a client starts TLS, which says what the bytes after its request are.
+enum class TlsStart : uint8_t {
+  // It waits for the go-ahead (PostgreSQL SSLRequest): bytes after the request and before the
+  // handshake are plaintext injected ahead of TLS, and the codec refuses them.
+  kAfterGoAhead,
+  // It sends its TLS hello right behind the request (MySQL's SSL request has no answer): the
+  // codec leaves what follows (kPause) and the proxy hands it to TLS.
+  kHelloFollows,
+  // It opens with TLS, no request at all (PostgreSQL 17 direct TLS): the input holds its hello,
+  // and it must name the protocol by ALPN (Protocol::TlsAlpn).
+  kDirect,
+};
+
 // Injected randomness keeps codecs deterministic under test.
 using RandomFn = std::function<void(uint8_t* out, size_t len)>;
 
@@ -148,6 +163,10 @@ class ClientCodecSink {
   virtual void OnStartup(const StartupInfo& info) = 0;
   // A cancel request arrived; the connection carries nothing else.
   virtual void OnCancelRequest(std::string_view cancel_key) = 0;
+  // The client asked for TLS (ClientCodecOptions::tls_available) and the codec has queued its
+  // go-ahead, if the protocol has one. The proxy starts TLS on the stream as soon as the codec's
+  // call returns, then calls ClientCodec::OnTlsStarted. See TlsStart for what may follow.
+  virtual void OnTlsRequest(TlsStart how) {}
   // The client proved it knows the password.
   virtual void OnAuthenticated() = 0;
   // The client failed auth; the codec has already queued its error.
@@ -195,6 +214,9 @@ struct ClientCodecOptions {
   // whole to do so, up to a limit past which it pins the client).
   bool classify = false;
   std::string peer_host;  // the client's address, for messages that name it
+  // The proxy can start TLS on this connection (client_tls is not disabled): a protocol whose
+  // server speaks first offers it, and a request for it is answered with a go-ahead.
+  bool tls_available = false;
   // Transaction pooling (`pin_as_error`): a request whose classified effects would set one of
   // these pins is refused with a kNotSupported error naming the reason and the statement; what
   // the client sent never reaches a server, and the request reports no effects.
@@ -207,6 +229,8 @@ class ClientCodec {
   // The connection is up (for protocols whose server speaks first).
   virtual void Start() {}
   virtual Step OnBytes(ByteView in) = 0;
+  // TLS is on (after OnTlsRequest): what the client sends from now on is read through it.
+  virtual void OnTlsStarted() {}
   // Answers OnStartup: the user's secret, or nullptr for an unknown user. An unknown user goes
   // through the same exchange and fails the same way, so users cannot be enumerated.
   virtual void BeginAuth(const UserSecret* secret) = 0;
@@ -244,6 +268,11 @@ class ServerCodecSink {
   virtual void OnLoginComplete() = 0;
   // The server refused the login (bad database, auth failure, too many connections, ...).
   virtual void OnLoginFailed(const WireError& error) = 0;
+  // ServerLogin::tls: whether the server agreed to TLS. If it did, the proxy starts TLS on the
+  // stream as soon as the codec's call returns (bytes after the server's go-ahead are refused by
+  // the codec); either way the login goes on with ServerCodec::ContinueLogin, unless the proxy
+  // gives up (TLS required and refused).
+  virtual void OnTlsOffer(bool accepted) {}
   // The server finished a request and says what state the session is in.
   virtual void OnReadyForQuery(TxState state) = 0;
   // The answer to the client's current request carries an error (given before its
@@ -280,6 +309,9 @@ struct ServerLogin {
   // Transaction pooling: the transaction state must be exact after every request (MySQL: an ERR
   // packet carries no status flags, so the codec asks the server after one).
   bool transaction_pooling = false;
+  // Ask the server for TLS before the login (backend_tls is not disabled); the answer comes as
+  // ServerCodecSink::OnTlsOffer.
+  bool tls = false;
 };
 
 class ServerCodec {
@@ -288,6 +320,8 @@ class ServerCodec {
   // Starts the login (the TCP connection is up).
   virtual void Start() = 0;
   virtual Step OnBytes(ByteView in) = 0;
+  // After OnTlsOffer: the login goes on, through TLS when `encrypted`.
+  virtual void ContinueLogin(bool encrypted) {}
   // The server's current session parameters (from login and every ParameterStatus since).
   virtual const ParamList& Parameters() const = 0;
   // Opaque key to cancel whatever this connection runs (see Protocol::PlanCancel).
@@ -359,6 +393,15 @@ class Protocol {
   // fresh connection (PostgreSQL CancelRequest), or a statement on a freshly logged-in one
   // (MySQL KILL QUERY).
   virtual CancelPlan PlanCancel(std::string_view server_cancel_key) const = 0;
+  // TLS on a raw side connection (a PlanCancel without login): the bytes that ask the server for
+  // TLS before anything else, empty when the protocol has no such request (its server speaks
+  // first, and the login does TLS).
+  virtual std::string TlsRequest() const { return {}; }
+  // The server's answer to TlsRequest at the front of `in`: nullopt while incomplete, else
+  // whether it agreed. The answer is one byte.
+  virtual std::optional<bool> TlsAnswer(ByteView in) const { return false; }
+  // The ALPN protocol name a client opening with TLS directly must offer, empty for none.
+  virtual std::string_view TlsAlpn() const { return {}; }
 };
 
 using ProtocolPtr = std::shared_ptr<const Protocol>;

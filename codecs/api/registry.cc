@@ -1,5 +1,5 @@
-#include "core/strings.h"
 #include "codecs/api/registry.h"
+#include "core/strings.h"
 
 #include <algorithm>
 
@@ -20,8 +20,8 @@ absl::Status Registry::Register(ProtocolPtr protocol) {
 absl::StatusOr<ProtocolPtr> Registry::Find(std::string_view name) const {
   auto it = protocols_.find(Av(name));
   if (it == protocols_.end()) {
-    return absl::NotFoundError(Cat("unknown protocol '", name,
-                                            "' (available: ", absl::StrJoin(Names(), ", "), ")"));
+    return absl::NotFoundError(
+        Cat("unknown protocol '", name, "' (available: ", absl::StrJoin(Names(), ", "), ")"));
   }
   return it->second;
 }
@@ -61,6 +61,8 @@ std::string_view ProxyErrorName(ProxyError e) {
       return "idle_transaction_timeout";
     case ProxyError::kTooManyWaiting:
       return "too_many_waiting";
+    case ProxyError::kTlsRequired:
+      return "tls_required";
     case ProxyError::kInternal:
       return "internal";
   }

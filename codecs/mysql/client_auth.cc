@@ -7,9 +7,12 @@
 #include <string>
 #include <utility>
 
+#include <openssl/crypto.h>
+
 #include "codecs/mysql/auth.h"
 #include "codecs/mysql/client_codec.h"
 #include "codecs/mysql/wire.h"
+#include "core/crypto.h"
 #include "core/strings.h"
 
 namespace wirepool::codec::mysql {
@@ -102,8 +105,8 @@ Step ClientCodec::CheckCachingSha2(std::string_view response) {
     return AuthSucceeded();
   }
   // A scramble that does not verify (or an unknown user) goes on to full authentication, as on
-  // a MySQL server whose cache lacks the user: the client sends the password itself, encrypted
-  // with our RSA key since there is no TLS yet, and that decides.
+  // a MySQL server whose cache lacks the user: the client sends the password itself (in
+  // cleartext inside TLS, encrypted with our RSA key otherwise), and that decides.
   SendPacket(std::string_view(kPerformFullAuth, 2));
   awaiting_client_ = true;
   state_ = State::kFullAuth;
@@ -112,9 +115,22 @@ Step ClientCodec::CheckCachingSha2(std::string_view response) {
 
 Step ClientCodec::OnFullAuthPacket(ByteView payload) {
   if (payload.size() != 1 || payload[0] != kRequestPublicKey) {
-    // A cleartext password: clients send one only over a connection they believe is secure
-    // (TLS or a local socket), and this one is neither.
-    return FailAuth("cleartext password refused on a connection without TLS", !payload.empty());
+    // A cleartext password (NUL-terminated): clients send one only over a connection they
+    // believe is secure, TLS or a local socket. Only TLS counts here.
+    if (!tls_) {
+      return FailAuth("cleartext password refused on a connection without TLS", !payload.empty());
+    }
+    std::string expected = password_;
+    expected.push_back('\0');
+    const bool match = crypto::ConstantTimeEquals(AsChars(payload), expected);
+    OPENSSL_cleanse(expected.data(), expected.size());
+    if (!has_secret_) {
+      return FailAuth("unknown user", !payload.empty());
+    }
+    if (!match) {
+      return FailAuth("caching_sha2_password full authentication did not match", true);
+    }
+    return AuthSucceeded();
   }
   const auto& keys = SharedRsaKeys();
   if (!keys.ok()) {

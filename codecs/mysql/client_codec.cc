@@ -59,6 +59,9 @@ ClientCodec::ClientCodec(const ClientCodecOptions& options, ClientCodecSink& sin
     // What the backends cannot do is not offered either; the protocol itself stays.
     server_caps_ &= static_cast<uint32_t>(*caps) | kProtocol41 | kSecureConnection | kPluginAuth;
   }
+  if (options_.tls_available) {
+    server_caps_ |= kSsl;  // the client leg's TLS is the proxy's own, whatever the backends do
+  }
   charset_ = kDefaultCharset;
   if (auto cs = ParseDecimal(Find(options_.server_params, "charset"), 255); cs && *cs != 0) {
     charset_ = static_cast<uint8_t>(*cs);
@@ -112,6 +115,10 @@ Step ClientCodec::OnBytes(ByteView in) {
     case State::kFullAuth:
     case State::kRsaPassword:
       return OnLoginBytes(in);
+    case State::kTlsPending:
+      // The client's TLS hello, sent right behind the SSL request: the proxy hands it to TLS,
+      // so nothing between the request and the handshake is ever read as the client's.
+      return {Verdict::kPause};
     case State::kAwaitAuth:
     case State::kAwaitLogin:
       return {Verdict::kPause};
@@ -121,6 +128,16 @@ Step ClientCodec::OnBytes(ByteView in) {
       return {Verdict::kStop};
   }
   return {Verdict::kStop};
+}
+
+void ClientCodec::OnTlsStarted() {
+  if (state_ != State::kTlsPending) {
+    return;
+  }
+  // The full HandshakeResponse41 follows through TLS, with the next sequence id.
+  state_ = State::kHandshake;
+  tls_ = true;
+  awaiting_client_ = true;
 }
 
 // Login packets are read whole (they are small and capped by max_startup_bytes) and must carry
@@ -193,9 +210,17 @@ Step ClientCodec::OnHandshakeResponse(ByteView payload) {
     return Violation(kTruncated);
   }
   if (payload.size() == kSslRequestLen && (*caps & kSsl)) {
-    // TLS arrives with the TLS issue; until then a client that insists on it is told so.
-    return Refuse(ProxyError::kNotSupported, "TLS is not supported yet",
-                  absl::UnimplementedError("client asked for TLS"));
+    if (tls_) {
+      return Violation("SSL request on a connection that is already encrypted");
+    }
+    if ((server_caps_ & kSsl) == 0) {
+      return Refuse(ProxyError::kNotSupported,
+                    "TLS is not enabled on this wirepool proxy (client_tls)",
+                    absl::UnimplementedError("client asked for TLS, which is not offered"));
+    }
+    state_ = State::kTlsPending;
+    sink_.OnTlsRequest(TlsStart::kHelloFollows);
+    return {Verdict::kConsume};
   }
   client_caps_ = *caps;
   auto user = r.NulString();

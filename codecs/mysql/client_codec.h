@@ -25,7 +25,7 @@
 namespace wirepool::codec::mysql {
 
 // The capabilities the proxy offers a client (before server_params "capabilities" narrows them).
-// No kSsl and no kCompress: TLS and compression come later.
+// kSsl is added where client_tls offers TLS; no kCompress (compression would hide the framing).
 constexpr uint32_t kProxyCapabilities =
     kLongPassword | kFoundRows | kLongFlag | kConnectWithDb | kNoSchema | kLocalFiles |
     kIgnoreSpace | kProtocol41 | kInteractive | kIgnoreSigpipe | kTransactions | kSecureConnection |
@@ -47,6 +47,7 @@ class ClientCodec final : public codec::ClientCodec {
 
   void Start() override;
   Step OnBytes(ByteView in) override;
+  void OnTlsStarted() override;
   void BeginAuth(const UserSecret* secret) override;
   void CompleteLogin(const ParamList& server_params) override;
   std::string CancelKey() const override;
@@ -65,6 +66,7 @@ class ClientCodec final : public codec::ClientCodec {
   enum class State {
     kInit,         // Start() not called yet
     kHandshake,    // HandshakeV10 sent; waiting for HandshakeResponse41
+    kTlsPending,   // the client's SSL request taken; what follows is its TLS hello
     kAwaitAuth,    // OnStartup reported; waiting for BeginAuth
     kAuthSwitch,   // AuthSwitchRequest sent; waiting for the client's auth data
     kFullAuth,     // caching_sha2 "perform full authentication" sent; waiting for a key request
@@ -144,6 +146,7 @@ class ClientCodec final : public codec::ClientCodec {
   bool has_secret_ = false;
   std::string password_;
   size_t startup_bytes_ = 0;
+  bool tls_ = false;  // TLS is on: caching_sha2 full auth may take the password in cleartext
 
   // Sequence ids: `seq_` is the id of the next packet of the current exchange, whoever sends it;
   // `awaiting_client_` is true while the client owes the next packet (so an error we send before

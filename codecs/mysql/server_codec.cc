@@ -52,6 +52,11 @@ Step ServerCodec::OnBytes(ByteView in) {
     case State::kHandshake:
     case State::kAuth:
       return OnLoginBytes(in);
+    case State::kTlsPending:
+      // Bytes ahead of the TLS handshake were not sent through it: never read them as the
+      // server's.
+      return LoginFailed(ErrorFor(ProxyError::kProtocolViolation),
+                         "the server sent unencrypted data before the TLS handshake");
     case State::kRunning:
       return OnRunning(in);
     case State::kDone:

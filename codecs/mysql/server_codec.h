@@ -48,6 +48,8 @@ class ServerCodec final : public codec::ServerCodec {
 
   void Start() override;
   Step OnBytes(ByteView in) override;
+  // With ServerLogin::tls, the HandshakeResponse41 waits for this (after the SSL request).
+  void ContinueLogin(bool encrypted) override;
   const ParamList& Parameters() const override { return params_; }
   std::string CancelKey() const override { return cancel_key_; }
   void ExpectResponse(uint32_t tag) override;
@@ -75,7 +77,11 @@ class ServerCodec final : public codec::ServerCodec {
   uint32_t client_flags() const { return client_flags_; }
 
  private:
-  enum class State { kIdle, kHandshake, kAuth, kRunning, kDone };
+  // kTlsPending: the greeting read (and the SSL request sent if the server offers TLS); the
+  // server may say nothing until ContinueLogin sends the HandshakeResponse41.
+  enum class State { kIdle, kHandshake, kTlsPending, kAuth, kRunning, kDone };
+
+  void SendHandshakeResponse();
 
   // Where a caching_sha2_password exchange stands.
   enum class Sha2 { kNone, kScrambleSent, kKeyRequested };
@@ -224,7 +230,8 @@ class ServerCodec final : public codec::ServerCodec {
   std::string handshake_plugin_;
   std::string handshake_scramble_;
   uint8_t charset_ = 45;
-  bool relogin_ = false;        // the login under way is a COM_CHANGE_USER reset
+  bool tls_ = false;      // the login went on through TLS: caching_sha2 sends the password as it is
+  bool relogin_ = false;  // the login under way is a COM_CHANGE_USER reset
   bool reset_refused_ = false;  // the server refused COM_RESET_CONNECTION once
 
   // Responses.

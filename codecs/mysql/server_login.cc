@@ -1,6 +1,8 @@
 // The login half of mysql::ServerCodec: Handshake v10 in, HandshakeResponse41 out, then the auth
 // plugins' exchange (AuthSwitchRequest, AuthMoreData) until OK or ERR.
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <charconv>
 #include <string>
@@ -40,7 +42,8 @@ constexpr char kClearPassword[] = "mysql_clear_password";
 constexpr uint32_t kRequiredFlags = kProtocol41 | kSecureConnection | kPluginAuth |
                                     kPluginAuthLenencClientData | kTransactions | kLongPassword |
                                     kLongFlag;
-// Never asked for: TLS is a layer of the stream, not of the codec; compression would hide the
+// Never asked for: TLS only through ServerLogin::tls (the stream does it, the codec only says
+// so); compression would hide the
 // framing; query attributes and optional metadata change packets this codec frames; connection
 // attributes would be the proxy's own, and the last two flags only ever mean something to a client
 // library.
@@ -191,12 +194,40 @@ Step ServerCodec::OnHandshake(ByteView packet) {
   handshake_scramble_ = scramble_;
   charset_ = client_charset;
   sha2_ = plugin_ == kCachingSha2 ? Sha2::kScrambleSent : Sha2::kNone;
+  if (!login_.tls) {
+    SendHandshakeResponse();
+    return state_ == State::kDone ? Step{Verdict::kStop} : Step{Verdict::kConsume};
+  }
+  const bool offered = (server_caps_ & kSsl) != 0;
+  if (offered) {
+    // The SSL request: the response's fixed head alone, with CLIENT_SSL; TLS starts after it.
+    client_flags_ |= kSsl;
+    Writer w;
+    w.U32(client_flags_).U32(kMaxPacketSize).U8(charset_).Bytes(std::string(kFillerLen, '\0'));
+    SendPacket(w.payload(), login_seq_);
+    login_seq_ = static_cast<uint8_t>(login_seq_ + 1);
+  }
+  state_ = State::kTlsPending;
+  sink_.OnTlsOffer(offered);
+  return {Verdict::kConsume};
+}
+
+void ServerCodec::ContinueLogin(bool encrypted) {
+  if (state_ != State::kTlsPending) {
+    return;
+  }
+  tls_ = encrypted;
+  SendHandshakeResponse();
+}
+
+void ServerCodec::SendHandshakeResponse() {
   auto auth = AuthResponse();
   if (!auth.ok()) {
-    return LoginFailed(auth.status());
+    LoginFailed(auth.status());
+    return;
   }
   Writer w;
-  w.U32(client_flags_).U32(kMaxPacketSize).U8(client_charset).Bytes(std::string(kFillerLen, '\0'));
+  w.U32(client_flags_).U32(kMaxPacketSize).U8(charset_).Bytes(std::string(kFillerLen, '\0'));
   w.NulString(login_.user).LenencString(*auth);
   if (client_flags_ & kConnectWithDb) {
     w.NulString(login_.database);
@@ -205,7 +236,6 @@ Step ServerCodec::OnHandshake(ByteView packet) {
   SendPacket(w.payload(), login_seq_);
   login_seq_ = static_cast<uint8_t>(login_seq_ + 1);
   state_ = State::kAuth;
-  return {Verdict::kConsume};
 }
 
 Step ServerCodec::OnAuthReply(ByteView packet) {
@@ -269,6 +299,16 @@ Step ServerCodec::OnAuthMoreData(ByteView payload) {
     case Sha2::kScrambleSent:
       if (data.size() == 1 && data[0] == kSha2FastAuthOk) {
         sha2_ = Sha2::kNone;  // the OK follows
+        return {Verdict::kConsume};
+      }
+      if (data.size() == 1 && data[0] == kSha2FullAuthNeeded && tls_) {
+        // Inside TLS the password goes as it is (NUL-terminated), as MySQL's own client does.
+        std::string password = login_.password;
+        password.push_back('\0');
+        SendPacket(password, login_seq_);
+        OPENSSL_cleanse(password.data(), password.size());
+        login_seq_ = static_cast<uint8_t>(login_seq_ + 1);
+        sha2_ = Sha2::kNone;
         return {Verdict::kConsume};
       }
       if (data.size() == 1 && data[0] == kSha2FullAuthNeeded) {

@@ -384,6 +384,8 @@ MysqlError ErrorFor(ProxyError error) {
       return {4031, "HY000"};  // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
     case ProxyError::kTooManyWaiting:
       return {1040, "08004"};
+    case ProxyError::kTlsRequired:
+      return {3159, "HY000"};  // ER_SECURE_TRANSPORT_REQUIRED
     case ProxyError::kInternal:
       return {1105, "HY000"};  // ER_UNKNOWN_ERROR
   }

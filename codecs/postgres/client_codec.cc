@@ -69,6 +69,10 @@ Step ClientCodec::OnBytes(ByteView in) {
   switch (state_) {
     case State::kStartup:
       return OnStartup(in);
+    case State::kTlsPending:
+      // The proxy starts TLS once the go-ahead's call returns: anything before that is plaintext
+      // injected ahead of the handshake (CVE-2021-23214), never to be read as the client's.
+      return Violation("received unencrypted data after SSL request");
     case State::kAwaitAuth:
     case State::kAwaitLogin:
       return {Verdict::kPause};
@@ -84,7 +88,22 @@ Step ClientCodec::OnBytes(ByteView in) {
   return {Verdict::kStop};
 }
 
+void ClientCodec::OnTlsStarted() {
+  if (state_ == State::kTlsPending) {
+    state_ = State::kStartup;
+    tls_ = true;
+  }
+}
+
 Step ClientCodec::OnStartup(ByteView in) {
+  if (!in.empty() && in[0] == kTlsHandshakeRecord && !tls_ && startup_bytes_ == 0 &&
+      options_.tls_available) {
+    // Direct TLS (PostgreSQL 17, sslnegotiation=direct): the client's hello with no SSLRequest
+    // first. The proxy hands these bytes to TLS; no startup packet starts with this byte.
+    state_ = State::kTlsPending;
+    sink_.OnTlsRequest(TlsStart::kDirect);
+    return {Verdict::kPause};
+  }
   if (in.size() < 4) {
     return {Verdict::kNeedMore, 4};
   }
@@ -114,7 +133,16 @@ Step ClientCodec::OnStartupPacket(ByteView packet) {
     if (packet.size() != 8) {
       return Violation("invalid length of encryption request packet");
     }
-    // TLS arrives with the TLS issue; until then the client is told to go on in plaintext.
+    if (tls_) {
+      return Violation("SSL request on a connection that is already encrypted");
+    }
+    if (code == kSslRequestCode && options_.tls_available) {
+      sink_.SendToClient("S");
+      state_ = State::kTlsPending;
+      sink_.OnTlsRequest(TlsStart::kAfterGoAhead);
+      return {Verdict::kConsume};
+    }
+    // No GSSAPI encryption, and TLS only where client_tls offers it: go on in plaintext.
     sink_.SendToClient("N");
     return {Verdict::kConsume};
   }
@@ -481,8 +509,7 @@ std::optional<Step> ClientCodec::MaybeIntercept(size_t total) {
     return std::nullopt;
   }
   const SqlOp::Kind kind = query_ops_.ops[0].kind;
-  if ((kind != SqlOp::kDiscardAll && kind != SqlOp::kDeallocateAll) ||
-      !sink_.ServerIsQuiet()) {
+  if ((kind != SqlOp::kDiscardAll && kind != SqlOp::kDeallocateAll) || !sink_.ServerIsQuiet()) {
     return std::nullopt;
   }
   SqlOps ops = std::move(query_ops_);

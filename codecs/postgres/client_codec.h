@@ -23,6 +23,7 @@ class ClientCodec final : public codec::ClientCodec {
   ClientCodec(const ClientCodecOptions& options, ClientCodecSink& sink);
 
   Step OnBytes(ByteView in) override;
+  void OnTlsStarted() override;
   void BeginAuth(const UserSecret* secret) override;
   void CompleteLogin(const ParamList& server_params) override;
   std::string CancelKey() const override { return cancel_key_; }
@@ -39,6 +40,7 @@ class ClientCodec final : public codec::ClientCodec {
  private:
   enum class State {
     kStartup,
+    kTlsPending,  // TLS go-ahead sent; nothing may arrive before the handshake
     kAwaitAuth,
     kScramFirst,
     kScramFinal,
@@ -111,6 +113,7 @@ class ClientCodec final : public codec::ClientCodec {
   size_t discard_left_ = 0;  // bytes of a refused message still to drop
   std::string refusal_;      // the message of the refusal under way
   bool mid_request_ = false;
+  bool tls_ = false;  // TLS is on: a second SSLRequest is a violation
 };
 
 }  // namespace wirepool::codec::postgres

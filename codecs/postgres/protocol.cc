@@ -34,6 +34,19 @@ class PostgresProtocol final : public Protocol {
     Writer w;
     return {false, w.BeginUntyped().U32(kCancelRequestCode).Bytes(server_cancel_key).Take()};
   }
+
+  std::string TlsRequest() const override {
+    Writer w;
+    return w.BeginUntyped().U32(kSslRequestCode).Take();
+  }
+  std::optional<bool> TlsAnswer(ByteView in) const override {
+    if (in.empty()) {
+      return std::nullopt;
+    }
+    return in[0] == 'S';
+  }
+  // PostgreSQL 17's direct TLS (sslnegotiation=direct) must name the protocol.
+  std::string_view TlsAlpn() const override { return "postgresql"; }
 };
 
 }  // namespace

@@ -64,6 +64,23 @@ ServerCodec::ServerCodec(const ServerLogin& login, ServerCodecSink& sink)
     : login_(login), sink_(sink) {}
 
 void ServerCodec::Start() {
+  if (login_.tls) {
+    Writer w;
+    w.BeginUntyped().U32(kSslRequestCode);
+    state_ = State::kTlsAnswer;
+    sink_.SendToServer(w.Take());
+    return;
+  }
+  SendStartup();
+}
+
+void ServerCodec::ContinueLogin(bool) {
+  if (state_ == State::kTlsPending) {
+    SendStartup();
+  }
+}
+
+void ServerCodec::SendStartup() {
   Writer w;
   w.BeginUntyped().U32(kProtocol30);
   w.CString("user").CString(login_.user);
@@ -81,6 +98,23 @@ void ServerCodec::Start() {
 Step ServerCodec::OnBytes(ByteView in) {
   if (state_ == State::kRunning) {
     return OnRunning(in);
+  }
+  if (state_ == State::kTlsAnswer) {
+    if (in[0] != 'S' && in[0] != 'N') {
+      // 'E' is a server from before SSLRequest existed: it has no TLS to give.
+      return LoginFailed("server answered the SSL request with neither S nor N");
+    }
+    if (in[0] == 'S' && in.size() > 1) {
+      // Bytes behind the go-ahead came before the handshake, in plaintext: a man in the middle
+      // could have put them there (CVE-2021-23222).
+      return LoginFailed("server sent unencrypted data after its SSL response");
+    }
+    state_ = State::kTlsPending;
+    sink_.OnTlsOffer(in[0] == 'S');
+    return {Verdict::kConsume, 1};
+  }
+  if (state_ == State::kTlsPending) {
+    return LoginFailed("server sent unencrypted data after its SSL response");
   }
   if (state_ != State::kLogin) {
     return {Verdict::kStop};

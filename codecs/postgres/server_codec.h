@@ -23,8 +23,10 @@ class ServerCodec final : public codec::ServerCodec {
  public:
   ServerCodec(const ServerLogin& login, ServerCodecSink& sink);
 
+  // With ServerLogin::tls, an SSLRequest first; the startup packet goes with ContinueLogin.
   void Start() override;
   Step OnBytes(ByteView in) override;
+  void ContinueLogin(bool encrypted) override;
   const ParamList& Parameters() const override { return params_; }
   std::string CancelKey() const override { return cancel_key_; }
   void SendInternalQuery(std::string_view sql) override { SendInternal(sql); }
@@ -50,7 +52,11 @@ class ServerCodec final : public codec::ServerCodec {
   void NoteStatementMessage(const StatementNote& note) override;
 
  private:
-  enum class State { kIdle, kLogin, kRunning, kDone };
+  // kTlsAnswer: SSLRequest sent, waiting for 'S' or 'N'; kTlsPending: answered, waiting for
+  // ContinueLogin (the server may say nothing more before the handshake).
+  enum class State { kIdle, kTlsAnswer, kTlsPending, kLogin, kRunning, kDone };
+
+  void SendStartup();
 
   Step OnLogin(ByteView message);
   Step OnAuthRequest(ByteView body);

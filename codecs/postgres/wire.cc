@@ -196,6 +196,8 @@ std::string_view SqlState(ProxyError error) {
       return "25P03";  // idle_in_transaction_session_timeout
     case ProxyError::kTooManyWaiting:
       return "53300";
+    case ProxyError::kTlsRequired:
+      return "28000";  // invalid_authorization_specification, as pg_hba's hostssl refusal
     case ProxyError::kInternal:
       return "XX000";
   }

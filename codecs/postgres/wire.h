@@ -16,6 +16,8 @@ namespace wirepool::codec::postgres {
 
 constexpr uint32_t kProtocol30 = 196608;  // 3 << 16
 constexpr uint32_t kSslRequestCode = 80877103;
+// The first byte of a TLS handshake record: a client that opens with TLS directly.
+constexpr uint8_t kTlsHandshakeRecord = 0x16;
 constexpr uint32_t kGssEncRequestCode = 80877104;
 constexpr uint32_t kCancelRequestCode = 80877102;
 constexpr size_t kHeaderLen = 5;  // type byte + int32 length

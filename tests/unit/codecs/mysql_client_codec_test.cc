@@ -1276,11 +1276,14 @@ TEST(MysqlClientBadInputTest, Pre41Client) {
             Violation("wirepool requires a client that speaks protocol 4.1 (CLIENT_PROTOCOL_41)"));
 }
 
-TEST(MysqlClientBadInputTest, SslRequestIsRefused) {
+// Where client_tls is off the handshake offers no CLIENT_SSL: a client that asks anyway is told.
+TEST(MysqlClientBadInputTest, SslRequestIsRefusedWhereTlsIsNotOffered) {
   std::string ssl = Le(kClientCaps | kSsl, 4) + Le(16 << 20, 4) + Le(45, 1) + std::string(23, 0);
-  EXPECT_THAT(AfterHandshake(RunCase(Frame(1, ssl) + "\x16\x03\x01")),
-              ElementsAre("send seq=2 ERR 1235 42000 TLS is not supported yet",
-                          "OnProtocolError UNIMPLEMENTED: client asked for TLS", "stop"));
+  EXPECT_THAT(
+      AfterHandshake(RunCase(Frame(1, ssl) + "\x16\x03\x01")),
+      ElementsAre(
+          "send seq=2 ERR 1235 42000 TLS is not enabled on this wirepool proxy (client_tls)",
+          "OnProtocolError UNIMPLEMENTED: client asked for TLS, which is not offered", "stop"));
 }
 
 TEST(MysqlClientBadInputTest, MaxStartupBytes) {
