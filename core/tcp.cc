@@ -270,19 +270,22 @@ void TcpStream::HandleTlsRead(const uint8_t* data, size_t len) {
     input_.Commit(*n);
     got = true;
   }
-  if (!was_done && tls_->handshake_done()) {
+  const bool ready = !was_done && tls_->handshake_done();
+  if (ready) {
     Flush();  // plaintext queued while the handshake ran
   } else {
     FlushCiphertext();  // handshake messages, alerts, key updates
   }
-  if (!st.ok()) {
-    FailAndClose(st);
-    return;
-  }
-  if (!was_done && tls_->handshake_done()) {
-    handler_.OnTlsReady(*this);  // may destroy this stream: nothing after this line
+  // What came before a close (a server's last error, then its close_notify) is read first.
+  Cell* cell = cell_;
+  if (ready) {
+    handler_.OnTlsReady(*this);  // may destroy this stream
   } else if (got) {
-    handler_.OnReadable(*this);  // may destroy this stream: nothing after this line
+    handler_.OnReadable(*this);  // may destroy this stream
+  }
+  // The cell outlives this call stack: its owner is null once the stream is closed or gone.
+  if (!st.ok() && cell->owner != nullptr) {
+    FailAndClose(st);
   }
 }
 

@@ -453,6 +453,16 @@ class Validator {
     if (settings.client_login_timeout > kMaxClientLoginTimeout) {
       errors_.Add(path + ".client_login_timeout", "must be at most 15m");
     }
+    Timeout(proxy.has_auth_failure_delay(), proxy.auth_failure_delay(),
+            path + ".auth_failure_delay", /*zero_ok=*/true, &settings.auth_failure_delay);
+    if (settings.auth_failure_delay >= settings.client_login_timeout) {
+      errors_.Add(path + ".auth_failure_delay", "must be shorter than client_login_timeout");
+    }
+    if (proxy.has_auth_failure_limit()) {
+      settings.auth_failure_limit = proxy.auth_failure_limit();  // 0: no ban
+    }
+    Timeout(proxy.has_auth_failure_ban(), proxy.auth_failure_ban(), path + ".auth_failure_ban",
+            /*zero_ok=*/false, &settings.auth_failure_ban);
     return settings;
   }
 

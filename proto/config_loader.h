@@ -69,6 +69,10 @@ struct ProxySettings {
   // (and checked) when the proxy starts or reloads.
   core::TlsConfig client_tls;  // mode kDisable: no TLS offered
   core::TlsConfig backend_tls;
+  // Failed client logins: the delay before the error, and the per-address limit and ban.
+  absl::Duration auth_failure_delay = absl::Milliseconds(500);
+  uint32_t auth_failure_limit = 20;  // 0: no ban
+  absl::Duration auth_failure_ban = absl::Minutes(1);
 };
 
 struct Settings {

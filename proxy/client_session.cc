@@ -33,7 +33,9 @@ ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
       stream_(proxy.uv_loop(), *this),
       timer_(proxy.uv_loop(),
              [this] {
-               if (state_ == State::kLogin) {
+               if (auth_failed_) {
+                 Close("authentication failed");
+               } else if (state_ == State::kLogin) {
                  FailWith(codec::ProxyError::kLoginTimeout, "timeout while logging in to wirepool");
                } else if (state_ == State::kWaiting) {
                  FailWith(codec::ProxyError::kPoolTimeout,
@@ -73,9 +75,13 @@ absl::Status ClientSession::Accept(uv_stream_t* server) {
     }
     options.refuse_pins = refuse_pins_;
   }
-  options.peer_host = stream_.peer().substr(0, stream_.peer().rfind(':'));
+  peer_host_ = stream_.peer().substr(0, stream_.peer().rfind(':'));
+  options.peer_host = peer_host_;
   tls_ = proxy_.client_tls();
   options.tls_available = tls_ != nullptr;
+  if (tls_ != nullptr) {
+    options.tls_server_end_point = tls_->server_end_point();
+  }
   codec_ = proxy_.protocol().NewClientCodec(options, *this);
   users_ = proxy_.users();
   timer_.Start(proxy_.settings().client_login_timeout);
@@ -135,6 +141,9 @@ void ClientSession::Drive() {
   if (tls_request_.has_value()) {
     StartTls();
     return;
+  }
+  if (auth_failed_) {
+    return;  // the error goes out when auth_failure_delay is over, not now
   }
   if (state_ == State::kIdle && exit == PumpExit::kStopped && !stream_.input().empty()) {
     Drive();
@@ -253,6 +262,12 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
   if (RefusedByTlsMode(info)) {
     return;
   }
+  if (uint64_t banned_ms = proxy_.AuthBannedForMs(peer_host_); banned_ms > 0) {
+    FailWith(codec::ProxyError::kAuthFailed,
+             Cat("too many failed logins from ", peer_host_, ": refused for another ",
+                 (banned_ms + 999) / 1000, "s"));
+    return;
+  }
   params_ = info.params;
   user_ = users_->Find(info.user);
   codec_->BeginAuth(user_ != nullptr ? &user_->secret : nullptr);
@@ -288,7 +303,17 @@ void ClientSession::OnAuthFailed(std::string_view reason) {
   proxy_.CountError("auth_failed");
   spdlog::info("conn={} proxy={} user=\"{}\" authentication failed from {}: {}", name(),
                proxy_.settings().name, startup_.user, stream_.peer(), reason);
-  Close("authentication failed");
+  proxy_.RecordAuthFailure(peer_host_);
+  const absl::Duration delay = proxy_.settings().auth_failure_delay;
+  if (delay <= absl::ZeroDuration()) {
+    Close("authentication failed");
+    return;
+  }
+  // The codec's error is queued, not sent: a guesser learns the answer only after the delay, and
+  // nothing more is read from it meanwhile. The login timer is reused (the login is over).
+  auth_failed_ = true;
+  stream_.StopReading();
+  timer_.Start(delay);
 }
 
 void ClientSession::OnServerAssigned(ServerConn& server) {
@@ -638,6 +663,11 @@ void ClientSession::Close(std::string_view reason) {
 }
 
 void ClientSession::OnStreamClosed(core::TcpStream&, const absl::Status& why) {
+  if (stream_.tls() && !stream_.tls_session()->handshake_done()) {
+    proxy_.CountError("client_tls_failed");
+    spdlog::info("conn={} proxy={} TLS handshake with {} failed: {}", name(),
+                 proxy_.settings().name, stream_.peer(), why.message());
+  }
   Close(Cat("client connection closed: ", why.message()));
 }
 

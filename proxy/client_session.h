@@ -148,6 +148,8 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   core::TlsContextPtr tls_;
   std::optional<codec::TlsStart> tls_request_;  // asked for, not started yet
   bool tls_direct_ = false;
+  std::string peer_host_;     // the client's address without the port
+  bool auth_failed_ = false;  // the error waits for auth_failure_delay, then the connection closes
   bool driving_ = false;
   bool redrive_ = false;
   bool logged_in_ = false;  // CompleteLogin ran for the current login

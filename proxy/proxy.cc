@@ -98,6 +98,27 @@ std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s, U
 
 void ProxyInstance::Random(uint8_t* out, size_t len) { crypto::RandomBytes(out, len); }
 
+namespace {
+AuthGuardSettings GuardSettings(const config::ProxySettings& s) {
+  return AuthGuardSettings{s.auth_failure_delay, s.auth_failure_limit, s.auth_failure_ban};
+}
+}  // namespace
+
+uint64_t ProxyInstance::AuthBannedForMs(std::string_view host) const {
+  return auth_guard_.BannedForMs(host, now_ms());
+}
+
+void ProxyInstance::RecordAuthFailure(std::string_view host) {
+  if (auth_guard_.RecordFailure(host, now_ms(), GuardSettings(settings_))) {
+    CountError("auth_banned");
+    spdlog::warn(
+        "proxy={} {} failed to log in {} times: refused for {} (auth_failure_limit, "
+        "auth_failure_ban)",
+        settings_.name, host, settings_.auth_failure_limit,
+        absl::FormatDuration(settings_.auth_failure_ban));
+  }
+}
+
 void ProxyInstance::Probe() {
   const User* user = users_->First();
   if (user == nullptr) {
@@ -372,6 +393,7 @@ bool ProxyInstance::Kill(ClientSession& asker, std::string_view target_key, bool
 
 void ProxyInstance::Janitor() {
   uint64_t now = now_ms();
+  auth_guard_.Prune(now, GuardSettings(settings_));
   int64_t idle_ms = absl::ToInt64Milliseconds(settings_.server_idle_timeout);
   int64_t life_ms = absl::ToInt64Milliseconds(settings_.server_lifetime);
   std::vector<ServerConn*> expired;

@@ -21,6 +21,7 @@
 #include "core/tcp.h"
 #include "core/timer.h"
 #include "proto/config_loader.h"
+#include "proxy/auth_guard.h"
 #include "proxy/tls_contexts.h"
 #include "proxy/users.h"
 
@@ -100,6 +101,10 @@ class ProxyInstance {
   // Cancels what `server` runs, on a side connection; `on_done` (may be null) runs when that is
   // finished, well or not.
   void CancelOn(ServerConn& server, std::function<void()> on_done);
+  // Failed logins per source address (auth_failure_*): how long `host` is still refused (0: not),
+  // and a failure to count.
+  uint64_t AuthBannedForMs(std::string_view host) const;
+  void RecordAuthFailure(std::string_view host);
   // Transaction pooling: a pin set (true) or cleared (false), counted per reason.
   void CountPin(codec::PinReason reason, bool set);
   // A client's request to kill another client's query or connection; false if no such client of
@@ -125,6 +130,7 @@ class ProxyInstance {
   UserTablePtr users_;
   sockaddr_storage backend_address_{};
   TlsContexts tls_;
+  AuthGuard auth_guard_;
   std::unique_ptr<core::TcpListener> listener_;
   core::Timer janitor_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;

@@ -217,6 +217,9 @@ struct ClientCodecOptions {
   // The proxy can start TLS on this connection (client_tls is not disabled): a protocol whose
   // server speaks first offers it, and a request for it is answered with a go-ahead.
   bool tls_available = false;
+  // The tls-server-end-point channel binding data of the certificate TLS would use (RFC 5929),
+  // for SCRAM-SHA-256-PLUS once TLS is on; empty: no channel binding.
+  std::string tls_server_end_point;
   // Transaction pooling (`pin_as_error`): a request whose classified effects would set one of
   // these pins is refused with a kNotSupported error naming the reason and the statement; what
   // the client sent never reaches a server, and the request reports no effects.

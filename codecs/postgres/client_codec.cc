@@ -16,6 +16,8 @@ constexpr uint32_t kAuthMd5 = 5;
 constexpr uint32_t kAuthSasl = 10;
 constexpr uint32_t kAuthSaslContinue = 11;
 constexpr uint32_t kAuthSaslFinal = 12;
+constexpr std::string_view kScram = "SCRAM-SHA-256";
+constexpr std::string_view kScramPlus = "SCRAM-SHA-256-PLUS";
 // PostgreSQL itself refuses messages this large from a client outside COPY / bind values.
 constexpr size_t kMaxAuthMessage = 8192;
 
@@ -71,8 +73,12 @@ Step ClientCodec::OnBytes(ByteView in) {
       return OnStartup(in);
     case State::kTlsPending:
       // The proxy starts TLS once the go-ahead's call returns: anything before that is plaintext
-      // injected ahead of the handshake (CVE-2021-23214), never to be read as the client's.
-      return Violation("received unencrypted data after SSL request");
+      // injected ahead of the handshake (CVE-2021-23214), never to be read as the client's. The
+      // client was promised TLS: it gets no plaintext answer either, only the close.
+      state_ = State::kDone;
+      sink_.OnProtocolError(
+          absl::InvalidArgumentError("received unencrypted data after SSL request"));
+      return {Verdict::kStop};
     case State::kAwaitAuth:
     case State::kAwaitLogin:
       return {Verdict::kPause};
@@ -242,7 +248,15 @@ void ClientCodec::BeginAuth(const UserSecret* secret) {
   const crypto::ScramKeys* keys =
       (secret != nullptr && secret->scram.valid()) ? &secret->scram : nullptr;
   scram_ = std::make_unique<ScramServer>(keys, options_.random, user_);
-  std::string mechanisms("SCRAM-SHA-256\0\0", 15);
+  std::string mechanisms;
+  if (tls_ && !options_.tls_server_end_point.empty()) {
+    // Over TLS, channel binding first: drivers that can bind prefer it, and
+    // channel_binding=require needs it.
+    scram_->OfferChannelBinding(options_.tls_server_end_point);
+    mechanisms.append(kScramPlus).push_back('\0');
+  }
+  mechanisms.append(kScram).push_back('\0');
+  mechanisms.push_back('\0');
   sink_.SendToClient(AuthRequest(kAuthSasl, mechanisms));
   state_ = State::kScramFirst;
 }
@@ -287,9 +301,11 @@ Step ClientCodec::OnScramFirst(ByteView body) {
   if (!mechanism || !data_len) {
     return Violation("malformed SASLInitialResponse message");
   }
-  if (*mechanism != "SCRAM-SHA-256") {
+  const bool plus = *mechanism == kScramPlus && tls_ && !options_.tls_server_end_point.empty();
+  if (*mechanism != kScram && !plus) {
     return FailAuth("client selected an invalid SASL authentication mechanism");
   }
+  scram_->SelectPlus(plus);
   auto data = r.Bytes(*data_len);
   if (*data_len == 0xffffffff || !data || !r.done()) {
     return Violation("malformed SASLInitialResponse message");

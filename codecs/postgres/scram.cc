@@ -190,21 +190,42 @@ absl::StatusOr<std::string> ScramServer::OnClientFirst(std::string_view message)
     return Fail(s);
   }
   // gs2-header = gs2-cbind-flag "," [authzid] ","
-  if (message[0] == 'p') {
-    return Fail(absl::InvalidArgumentError(
-        "client requires SCRAM channel binding, but SCRAM-SHA-256-PLUS is not offered"));
-  }
-  if ((message[0] != 'n' && message[0] != 'y') || message.size() < 3 || message[1] != ',') {
+  const size_t flag_end = message.find(',');
+  if (flag_end == std::string_view::npos) {
     return Fail(Malformed("bad GS2 header"));
   }
-  const size_t header_end = message.find(',', 2);
-  if (header_end == std::string_view::npos) {
+  const std::string_view flag = message.substr(0, flag_end);
+  if (flag.starts_with("p=")) {
+    if (end_point_.empty() || !plus_) {
+      return Fail(absl::InvalidArgumentError(
+          "client requires SCRAM channel binding, but SCRAM-SHA-256-PLUS was not selected"));
+    }
+    if (flag != "p=tls-server-end-point") {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("unsupported SCRAM channel binding type \"", Av(flag.substr(2)), "\"")));
+    }
+  } else if (flag == "y") {
+    // The client can bind but believes we cannot: over TLS, where we offer PLUS, someone in
+    // between took PLUS out of our list (RFC 5802, section 6).
+    if (!end_point_.empty()) {
+      return Fail(absl::InvalidArgumentError(
+          "SCRAM channel binding was downgraded: the client was told it is not offered"));
+    }
+  } else if (flag != "n") {
     return Fail(Malformed("bad GS2 header"));
   }
-  if (header_end != 2) {
-    return Fail(absl::InvalidArgumentError("SCRAM authorization identity is not supported"));
+  if (plus_ && !flag.starts_with("p=")) {
+    return Fail(
+        absl::InvalidArgumentError("SCRAM-SHA-256-PLUS was selected without channel binding data"));
   }
-  const std::string_view bare = message.substr(3);
+  if (message.size() < flag_end + 2 || message[flag_end + 1] != ',') {
+    if (message.size() >= flag_end + 2) {
+      return Fail(absl::InvalidArgumentError("SCRAM authorization identity is not supported"));
+    }
+    return Fail(Malformed("bad GS2 header"));
+  }
+  const size_t header_len = flag_end + 2;
+  const std::string_view bare = message.substr(header_len);
   std::optional<std::vector<Attribute>> attrs = ParseAttributes(bare);
   if (!attrs || attrs->size() < 2) {
     return Fail(Malformed("bad client-first-message"));
@@ -221,7 +242,7 @@ absl::StatusOr<std::string> ScramServer::OnClientFirst(std::string_view message)
   }
   // Any further attributes are optional extensions; we know none, so we ignore them.
 
-  gs2_header_ = std::string(message.substr(0, 3));
+  gs2_header_ = std::string(message.substr(0, header_len));
   client_first_bare_ = std::string(bare);
   nonce_ =
       absl::StrCat(Av((*attrs)[1].value), fixed_nonce_.empty() ? MakeNonce(random_) : fixed_nonce_);
@@ -254,12 +275,15 @@ absl::StatusOr<std::string> ScramServer::OnClientFinal(std::string_view message)
       return Fail(Malformed("proof is not the last attribute"));
     }
   }
-  // Without channel binding, c= is the base64 of the gs2 header the client sent first.
+  // c= is the base64 of the gs2 header the client sent first, followed with channel binding by
+  // the binding data: the hash of the certificate this TLS connection was made with, so a man
+  // in the middle with a certificate of his own fails here.
   std::optional<std::string> cbind_data = crypto::Base64Decode(cbind.value);
   if (!cbind_data) {
     return Fail(Malformed("bad channel binding base64"));
   }
-  if (*cbind_data != gs2_header_) {
+  const std::string expected_cbind = plus_ ? absl::StrCat(gs2_header_, end_point_) : gs2_header_;
+  if (!crypto::ConstantTimeEquals(*cbind_data, expected_cbind)) {
     return Fail(absl::InvalidArgumentError("SCRAM channel binding does not match"));
   }
   if (nonce.value != nonce_) {

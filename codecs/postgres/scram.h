@@ -4,8 +4,8 @@
 // machines over the SASL payloads: no framing, no I/O, no clocks. Randomness is injected.
 //
 // PostgreSQL specifics: the user name travels in the startup packet, so clients send an empty
-// "n=" and servers ignore it; channel binding (SCRAM-SHA-256-PLUS) is not offered; authzid is not
-// supported.
+// "n=" and servers ignore it; channel binding (SCRAM-SHA-256-PLUS) is tls-server-end-point only,
+// and only the server role offers it; authzid is not supported.
 
 #include <cstddef>
 #include <string>
@@ -29,6 +29,13 @@ class ScramServer {
   // way with a mock salt that is stable for `user` within this process, and always fails at the
   // proof step, so a client cannot tell unknown users from wrong passwords.
   ScramServer(const crypto::ScramKeys* keys, RandomFn random, std::string_view user = {});
+
+  // The connection is TLS and SCRAM-SHA-256-PLUS is offered: `end_point` is the
+  // tls-server-end-point data of the proxy's certificate. Without it, a client that demands
+  // channel binding is refused.
+  void OfferChannelBinding(std::string end_point) { end_point_ = std::move(end_point); }
+  // The client chose SCRAM-SHA-256-PLUS (true) or SCRAM-SHA-256: its gs2 header must agree.
+  void SelectPlus(bool plus) { plus_ = plus; }
 
   ScramServer(const ScramServer&) = delete;
   ScramServer& operator=(const ScramServer&) = delete;
@@ -58,7 +65,9 @@ class ScramServer {
   RandomFn random_;
   std::string fixed_nonce_;
 
-  std::string gs2_header_;         // e.g. "n,,"
+  std::string end_point_;          // tls-server-end-point data; empty: channel binding not offered
+  bool plus_ = false;              // SCRAM-SHA-256-PLUS chosen
+  std::string gs2_header_;         // e.g. "n,," or "p=tls-server-end-point,,"
   std::string client_first_bare_;  // client-first-message without the gs2 header
   std::string server_first_;
   std::string nonce_;  // client nonce + server nonce

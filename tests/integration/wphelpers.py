@@ -404,3 +404,133 @@ def run_in_thread(fn, *args, **kwargs):
     t = threading.Thread(target=target, daemon=True)
     t.start()
     return t, box
+
+
+# ---------------------------------------------------------------- secrets in logs
+
+
+def key_material(path):
+    """Strings that would show a private key file's secret if they appeared in a log: its PEM
+    body (whole and line by line), the DER bytes in hex, and the private value as openssl
+    prints it (colon-separated hex) and as plain hex."""
+    text = Path(path).read_text()
+    body = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("-----")]
+    joined = "".join(body)
+    out = [joined] + [ln for ln in body if len(ln) >= 16]
+    try:
+        import base64
+
+        out.append(base64.b64decode(joined).hex())
+    except ValueError:
+        pass
+    r = subprocess.run(["openssl", "pkey", "-in", str(path), "-noout", "-text"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    m = re.search(r"priv:\s*\n((?:[ \t]+[0-9a-fA-F:]+\n)+)", r.stdout)
+    if m:
+        colon = "".join(m.group(1).split())
+        plain = colon.replace(":", "")
+        if plain.startswith("00") and len(plain) % 2 == 0 and len(plain) > 64:
+            plain = plain[2:]
+        out += [colon, plain.lower(), plain.upper()]
+    return out
+
+
+def leaked_secrets(text, secrets):
+    """The secrets (shown by their first characters only) that occur in text."""
+    return [s[:8] + "..." for s in secrets if s and s in text]
+
+
+# ---------------------------------------------------------------- a recording relay
+
+import selectors  # noqa: E402
+import socket  # noqa: E402
+
+
+class Relay:
+    """A TCP relay in front of a server (target: (host, port)) that records the first 8 bytes
+    each connection sends, so a test can see how wirepool opened its connections (PostgreSQL:
+    an SSLRequest; MySQL: the header and capabilities of the first client packet). close()
+    stops it and closes every socket."""
+
+    def __init__(self, target):
+        self.target = target
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.openings = []  # first 8 bytes of every connection, in order
+        self._lock = threading.Lock()
+        self._socks = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self):
+        self.lsock.settimeout(0.1)  # a closed listening socket does not wake accept()
+        while not self._stop.is_set():
+            try:
+                down, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            down.settimeout(None)
+            try:
+                up = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                down.close()
+                continue
+            with self._lock:
+                self._socks += [down, up]
+                slot = len(self.openings)
+                self.openings.append(b"")
+            t = threading.Thread(target=self._pump, args=(down, up, slot), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _pump(self, down, up, slot):
+        sel = selectors.DefaultSelector()
+        sel.register(down, selectors.EVENT_READ, up)
+        sel.register(up, selectors.EVENT_READ, down)
+        try:
+            while not self._stop.is_set():
+                for key, _ in sel.select(timeout=0.2):
+                    data = key.fileobj.recv(65536)
+                    if not data:
+                        return
+                    if key.fileobj is down:
+                        with self._lock:
+                            if len(self.openings[slot]) < 8:
+                                self.openings[slot] += data[:8 - len(self.openings[slot])]
+                    key.data.sendall(data)
+        except OSError:
+            return
+        finally:
+            sel.close()
+            for s in (down, up):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def connections(self):
+        with self._lock:
+            return list(self.openings)
+
+    def close(self):
+        self._stop.set()
+        self._threads[0].join(timeout=5)
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        with self._lock:
+            socks = list(self._socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(timeout=5)
