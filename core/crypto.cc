@@ -172,6 +172,46 @@ void RandomBytes(uint8_t* out, size_t len) {
   }
 }
 
+std::optional<ScramKeys> ParseScramVerifier(std::string_view text) {
+  if (!text.starts_with(kScramVerifierPrefix)) {
+    return std::nullopt;
+  }
+  text.remove_prefix(kScramVerifierPrefix.size());
+  const size_t colon1 = text.find(':');
+  const size_t dollar = text.find('$');
+  if (colon1 == std::string_view::npos || dollar == std::string_view::npos || dollar < colon1) {
+    return std::nullopt;
+  }
+  const size_t colon2 = text.find(':', dollar);
+  if (colon2 == std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::string_view iterations = text.substr(0, colon1);
+  int count = 0;
+  if (iterations.empty() || iterations.size() > 9) {
+    return std::nullopt;
+  }
+  for (char c : iterations) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    count = count * 10 + (c - '0');
+  }
+  auto salt = Base64Decode(text.substr(colon1 + 1, dollar - colon1 - 1));
+  auto stored = Base64Decode(text.substr(dollar + 1, colon2 - dollar - 1));
+  auto server = Base64Decode(text.substr(colon2 + 1));
+  if (count < 1 || !salt || salt->empty() || !stored || stored->size() != 32 || !server ||
+      server->size() != 32) {
+    return std::nullopt;
+  }
+  ScramKeys keys;
+  keys.salt = std::move(*salt);
+  keys.iterations = count;
+  keys.stored_key = std::move(*stored);
+  keys.server_key = std::move(*server);
+  return keys;
+}
+
 ScramKeys DeriveScramKeys(std::string_view password, std::string_view salt, int iterations) {
   ScramKeys keys;
   if (iterations < 1) {

@@ -1,7 +1,8 @@
 #pragma once
 
 // Thin, allocation-light wrappers over OpenSSL for the hashes, MACs and KDFs the auth methods of
-// every protocol need. Byte strings are std::string holding raw bytes unless a name says Hex/Base64.
+// every protocol need. Byte strings are std::string holding raw bytes unless a name says
+// Hex/Base64.
 
 #include <cstddef>
 #include <cstdint>
@@ -26,7 +27,7 @@ void RandomBytes(uint8_t* out, size_t len);
 
 // What a SCRAM-SHA-256 server needs to verify a client: never the password itself.
 struct ScramKeys {
-  std::string salt;        // raw bytes
+  std::string salt;  // raw bytes
   int iterations = 0;
   std::string stored_key;  // H(ClientKey), raw 32 bytes
   std::string server_key;  // HMAC(SaltedPassword, "Server Key"), raw 32 bytes
@@ -35,5 +36,11 @@ struct ScramKeys {
 
 // Derives the keys from a password (runs PBKDF2 once; call at config load, not per login).
 ScramKeys DeriveScramKeys(std::string_view password, std::string_view salt, int iterations);
+
+// A SCRAM-SHA-256 verifier as PostgreSQL stores it in pg_authid
+// ("SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>", base64 parts); nullopt when
+// `text` is not one.
+std::optional<ScramKeys> ParseScramVerifier(std::string_view text);
+inline constexpr std::string_view kScramVerifierPrefix = "SCRAM-SHA-256$";
 
 }  // namespace wirepool::crypto

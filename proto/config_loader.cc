@@ -207,6 +207,7 @@ class Validator {
       errors_.Add("proxies", "at least one proxy is required");
     }
     CheckMysqlParameterNames(config);
+    CheckVerifierUsers(config, settings);
     absl::flat_hash_map<std::string, int> proxy_index;
     absl::flat_hash_map<std::string, int> listen_index;
     for (int i = 0; i < config.proxies_size(); ++i) {
@@ -227,6 +228,26 @@ class Validator {
   }
 
  private:
+  // A verifier proves SCRAM-SHA-256 logins only: no md5 and no MySQL method can check a password
+  // against it.
+  void CheckVerifierUsers(const Config& config, const Settings& settings) {
+    for (size_t u = 0; u < settings.users.size(); ++u) {
+      if (!settings.users[u].password_is_verifier) {
+        continue;
+      }
+      for (int i = 0; i < config.proxies_size(); ++i) {
+        const Proxy& proxy = config.proxies(i);
+        if (proxy.protocol() == "mysql" ||
+            (proxy.protocol() == "postgres" && proxy.client_auth() == "md5")) {
+          errors_.Add(absl::StrCat("users[", u, "].password"),
+                      absl::StrCat("a SCRAM-SHA-256 verifier only serves scram-sha-256 client "
+                                   "auth, which proxies[",
+                                   i, "] (", proxy.name(), ") does not use"));
+        }
+      }
+    }
+  }
+
   // MySQL system variables have no dot in their names; a PostgreSQL custom setting does.
   void CheckMysqlParameterNames(const Config& config) {
     int mysql = -1;
@@ -280,6 +301,19 @@ class Validator {
     if (password.has_value()) {
       settings.password = std::move(*password);
     }
+    if (absl::StartsWith(settings.password, Av(crypto::kScramVerifierPrefix))) {
+      std::optional<crypto::ScramKeys> keys = crypto::ParseScramVerifier(settings.password);
+      if (!keys.has_value()) {
+        // Never the value itself: it is a secret.
+        errors_.Add(path + ".password",
+                    "starts like a SCRAM-SHA-256 verifier but is not a valid one (expected "
+                    "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>)");
+      } else {
+        settings.scram = std::move(*keys);
+        settings.password_is_verifier = true;
+      }
+      settings.password.clear();
+    }
     settings.backend_user = user.name();
     if (user.has_backend_user()) {
       if (user.backend_user().empty()) {
@@ -295,6 +329,12 @@ class Validator {
         /*required=*/false);
     settings.backend_password =
         backend_password.has_value() ? std::move(*backend_password) : settings.password;
+    if (backend_password.has_value() &&
+        absl::StartsWith(settings.backend_password, Av(crypto::kScramVerifierPrefix))) {
+      errors_.Add(path + ".backend_password",
+                  "a SCRAM verifier cannot log in to a backend: give the password, or leave "
+                  "backend_password out for SCRAM pass-through");
+    }
     // A proto map has no order: by name, so that settings and errors come out the same each time.
     std::vector<std::pair<std::string, std::string>> parameters(user.startup_parameters().begin(),
                                                                 user.startup_parameters().end());
@@ -629,7 +669,9 @@ absl::StatusOr<Settings> Load(std::string_view yaml, const LoadOptions& options,
     return errors.ToStatus();
   }
   for (UserSettings& user : settings.users) {
-    DeriveScramKeys(&user);
+    if (!user.password_is_verifier) {
+      DeriveScramKeys(&user);
+    }
   }
   return settings;
 }

@@ -29,8 +29,12 @@ struct UserSettings {
   std::string name;
   // Resolved from password / password_env / password_file (a file's trailing newline stripped).
   std::string password;
-  std::string backend_user;      // defaults to name
-  std::string backend_password;  // defaults to password
+  std::string backend_user;  // defaults to name
+  // Defaults to password; empty with a verifier for a password (SCRAM pass-through).
+  std::string backend_password;
+  // `password` was a SCRAM-SHA-256 verifier (pg_authid's form): `scram` holds it, `password` is
+  // empty, and only PostgreSQL proxies with scram-sha-256 client auth can use the user.
+  bool password_is_verifier = false;
   // Derived once at load from password with a fresh random 16-byte salt and 4096 iterations.
   crypto::ScramKeys scram;
   // Session parameters every backend connection of this user starts with, sorted by name.

@@ -280,6 +280,9 @@ void ClientSession::OnCancelRequest(std::string_view cancel_key) {
 
 void ClientSession::OnAuthenticated() {
   timer_.Stop();
+  if (user_ != nullptr && user_->scram_passthrough) {
+    proxy_.RememberScramClientKey(*user_, codec_->AuthClientKey());
+  }
   pool_ = &proxy_.PoolFor(startup_.user, startup_.pool_key);
   // The first server also proves the backend login works and gives the client the server's
   // parameters; in transaction pooling it goes back as soon as the client is logged in.

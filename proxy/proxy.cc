@@ -104,6 +104,22 @@ AuthGuardSettings GuardSettings(const config::ProxySettings& s) {
 }
 }  // namespace
 
+void ProxyInstance::RememberScramClientKey(const User& user, std::string client_key) {
+  if (!client_key.empty()) {
+    scram_client_keys_[user.secret.name] = std::move(client_key);
+  }
+}
+
+std::string ProxyInstance::ScramClientKey(const User& user) const {
+  auto it = scram_client_keys_.find(user.secret.name);
+  // A reload may have given the user another verifier: the old key no longer proves anything.
+  if (it == scram_client_keys_.end() ||
+      !crypto::ConstantTimeEquals(crypto::Sha256(it->second), user.secret.scram.stored_key)) {
+    return {};
+  }
+  return it->second;
+}
+
 uint64_t ProxyInstance::AuthBannedForMs(std::string_view host) const {
   return auth_guard_.BannedForMs(host, now_ms());
 }
@@ -131,6 +147,13 @@ void ProxyInstance::Probe() {
   target.tls = tls_.backend;
   target.login.user = user->backend_user;
   target.login.password = user->backend_password;
+  if (user->scram_passthrough) {
+    target.login.scram_client_key = ScramClientKey(*user);
+    target.login.scram_server_key = user->secret.scram.server_key;
+    if (target.login.scram_client_key.empty()) {
+      return;  // no client has logged in yet: nothing to log in with (and no failed login to cause)
+    }
+  }
   target.login.database = user->backend_user;
   target.login.random = [](uint8_t* out, size_t len) { crypto::RandomBytes(out, len); };
   // The probe may outlive this proxy (a quick shutdown): it reaches it only through a weak token.
@@ -370,6 +393,10 @@ void ProxyInstance::CancelOn(ServerConn& server, std::function<void()> on_done) 
     }
     target.login.user = user->backend_user;
     target.login.password = user->backend_password;
+    if (user->scram_passthrough) {
+      target.login.scram_client_key = ScramClientKey(*user);
+      target.login.scram_server_key = user->secret.scram.server_key;
+    }
     target.login.random = [](uint8_t* out, size_t len) { crypto::RandomBytes(out, len); };
   }
   target.on_done = std::move(on_done);

@@ -104,6 +104,10 @@ class ProxyInstance {
   // Failed logins per source address (auth_failure_*): how long `host` is still refused (0: not),
   // and a failure to count.
   uint64_t AuthBannedForMs(std::string_view host) const;
+  // SCRAM pass-through: the ClientKey a client of `user` proved it holds, for backend logins;
+  // empty until one has logged in (or when it no longer fits the user's verifier).
+  void RememberScramClientKey(const User& user, std::string client_key);
+  std::string ScramClientKey(const User& user) const;
   void RecordAuthFailure(std::string_view host);
   // Transaction pooling: a pin set (true) or cleared (false), counted per reason.
   void CountPin(codec::PinReason reason, bool set);
@@ -131,6 +135,7 @@ class ProxyInstance {
   sockaddr_storage backend_address_{};
   TlsContexts tls_;
   AuthGuard auth_guard_;
+  absl::flat_hash_map<std::string, std::string> scram_client_keys_;  // by user name
   std::unique_ptr<core::TcpListener> listener_;
   core::Timer janitor_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;

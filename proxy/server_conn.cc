@@ -37,6 +37,10 @@ void ServerConn::Connect() {
   codec::ServerLogin login;
   login.user = user != nullptr ? user->backend_user : pool_.user;
   login.password = user != nullptr ? user->backend_password : "";
+  if (user != nullptr && user->scram_passthrough) {
+    login.scram_client_key = proxy_.ScramClientKey(*user);
+    login.scram_server_key = user->secret.scram.server_key;
+  }
   login.random = [this](uint8_t* out, size_t len) { proxy_.Random(out, len); };
   login.reset_method = proxy_.settings().server_reset;
   login.max_prepared_statements = proxy_.settings().max_prepared_statements;

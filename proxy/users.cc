@@ -11,6 +11,7 @@ UserTable::UserTable(const std::vector<config::UserSettings>& users) {
     user.secret.scram = u.scram;
     user.backend_user = u.backend_user.empty() ? u.name : u.backend_user;
     user.backend_password = u.backend_password.empty() ? u.password : u.backend_password;
+    user.scram_passthrough = u.password_is_verifier && u.backend_password.empty();
     user.startup_parameters.assign(u.startup_parameters.begin(), u.startup_parameters.end());
     if (first_.empty()) {
       first_ = u.name;

@@ -15,6 +15,9 @@ struct User {
   std::string backend_password;
   // Session parameters every backend connection of this user starts with (its baseline).
   codec::ParamList startup_parameters;
+  // The password is a SCRAM verifier and no backend_password is set: backend logins reuse the
+  // ClientKey a client's proof revealed (ProxyInstance::ScramClientKey).
+  bool scram_passthrough = false;
 };
 
 // Users as loaded from the config. Immutable: a reload builds a new table, and a client in the

@@ -239,6 +239,9 @@ class ClientCodec {
   virtual void BeginAuth(const UserSecret* secret) = 0;
   // Logs the client in with the parameters of the server it will use and returns.
   virtual void CompleteLogin(const ParamList& server_params) = 0;
+  // After OnAuthenticated: the SCRAM ClientKey the client's proof revealed (for SCRAM
+  // pass-through to a backend holding the same verifier); empty for other methods.
+  virtual std::string AuthClientKey() const { return {}; }
   // The key a cancel request from this client will carry (valid after CompleteLogin).
   virtual std::string CancelKey() const = 0;
   // Transaction pooling: whether the message at the front of `in` (the start of the client's next
@@ -312,6 +315,10 @@ struct ServerLogin {
   // Transaction pooling: the transaction state must be exact after every request (MySQL: an ERR
   // packet carries no status flags, so the codec asks the server after one).
   bool transaction_pooling = false;
+  // SCRAM pass-through (`password` empty): the ClientKey and ServerKey to log in with, valid when
+  // the server holds the same verifier as the proxy.
+  std::string scram_client_key;
+  std::string scram_server_key;
   // Ask the server for TLS before the login (backend_tls is not disabled); the answer comes as
   // ServerCodecSink::OnTlsOffer.
   bool tls = false;

@@ -27,6 +27,9 @@ class ClientCodec final : public codec::ClientCodec {
   void BeginAuth(const UserSecret* secret) override;
   void CompleteLogin(const ParamList& server_params) override;
   std::string CancelKey() const override { return cancel_key_; }
+  std::string AuthClientKey() const override {
+    return scram_ != nullptr && scram_->authenticated() ? scram_->client_key() : std::string();
+  }
   bool MidRequest() const override {
     return mid_request_ || forward_left_ > 0 || discard_left_ > 0;
   }

@@ -305,14 +305,17 @@ absl::StatusOr<std::string> ScramServer::OnClientFinal(std::string_view message)
   // Same work for known and unknown users; an unknown user fails here whatever it sent.
   const bool proof_ok =
       crypto::ConstantTimeEquals(crypto::Sha256(client_key), keys_.stored_key) && known_user_;
-  OPENSSL_cleanse(client_key.data(), client_key.size());
   if (!proof_ok) {
+    OPENSSL_cleanse(client_key.data(), client_key.size());
     return Fail(absl::PermissionDeniedError("SCRAM authentication failed"));
   }
+  client_key_ = std::move(client_key);
   state_ = State::kDone;
   return absl::StrCat("v=",
                       crypto::Base64Encode(crypto::HmacSha256(keys_.server_key, auth_message)));
 }
+
+ScramServer::~ScramServer() { OPENSSL_cleanse(client_key_.data(), client_key_.size()); }
 
 // ---------------------------------------------------------------------------------------------
 // ScramClient
@@ -322,7 +325,18 @@ absl::StatusOr<std::string> ScramServer::OnClientFinal(std::string_view message)
 ScramClient::ScramClient(std::string password, RandomFn random, std::string user)
     : password_(std::move(password)), random_(std::move(random)), user_(std::move(user)) {}
 
-ScramClient::~ScramClient() { OPENSSL_cleanse(password_.data(), password_.size()); }
+std::unique_ptr<ScramClient> ScramClient::WithKeys(std::string client_key, std::string server_key,
+                                                   RandomFn random) {
+  auto client = std::make_unique<ScramClient>(std::string(), std::move(random));
+  client->client_key_ = std::move(client_key);
+  client->server_key_ = std::move(server_key);
+  return client;
+}
+
+ScramClient::~ScramClient() {
+  OPENSSL_cleanse(password_.data(), password_.size());
+  OPENSSL_cleanse(client_key_.data(), client_key_.size());
+}
 
 absl::Status ScramClient::Fail(absl::Status status) {
   state_ = State::kFailed;
@@ -374,10 +388,16 @@ absl::StatusOr<std::string> ScramClient::OnServerFirst(std::string_view message)
         absl::StrCat("SCRAM iteration count out of range (1..", kMaxIterations, ")")));
   }
 
-  std::string salted = crypto::Pbkdf2Sha256(password_, *salt, *iterations, kKeyLength);
-  std::string client_key = crypto::HmacSha256(salted, "Client Key");
+  // With pass-through keys the salt and count are the server's business: the keys only work if
+  // its verifier is the one they were taken from.
+  std::string salted = client_key_.empty()
+                           ? crypto::Pbkdf2Sha256(password_, *salt, *iterations, kKeyLength)
+                           : std::string();
+  std::string client_key =
+      client_key_.empty() ? crypto::HmacSha256(salted, "Client Key") : client_key_;
   const std::string stored_key = crypto::Sha256(client_key);
-  const std::string server_key = crypto::HmacSha256(salted, "Server Key");
+  const std::string server_key =
+      server_key_.empty() ? crypto::HmacSha256(salted, "Server Key") : server_key_;
 
   // c=biws is base64("n,,"): no channel binding.
   const std::string without_proof = absl::StrCat("c=biws,r=", Av(nonce.value));

@@ -8,6 +8,7 @@
 // and only the server role offers it; authzid is not supported.
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,6 +51,9 @@ class ScramServer {
 
   // True once OnClientFinal has succeeded.
   bool authenticated() const { return state_ == State::kDone; }
+  // Once authenticated: the ClientKey the proof revealed (proof XOR ClientSignature).
+  const std::string& client_key() const { return client_key_; }
+  ~ScramServer();
 
   // Test hook: use this text as the server's part of the nonce instead of random bytes.
   void SetNonceForTest(std::string nonce) { fixed_nonce_ = std::move(nonce); }
@@ -71,6 +75,7 @@ class ScramServer {
   std::string client_first_bare_;  // client-first-message without the gs2 header
   std::string server_first_;
   std::string nonce_;  // client nonce + server nonce
+  std::string client_key_;
 };
 
 // The proxy logging in to a backend with a password.
@@ -79,6 +84,10 @@ class ScramClient {
   // `user` is normally empty (PostgreSQL takes it from the startup packet); it is escaped and sent
   // as n=. The password is used as raw bytes: no SASLprep (see scram.cc).
   ScramClient(std::string password, RandomFn random, std::string user = {});
+  // Pass-through: logs in with a ClientKey and ServerKey instead of a password (no PBKDF2); the
+  // server must hold the verifier they come from.
+  static std::unique_ptr<ScramClient> WithKeys(std::string client_key, std::string server_key,
+                                               RandomFn random);
   ~ScramClient();
 
   ScramClient(const ScramClient&) = delete;
@@ -104,6 +113,8 @@ class ScramClient {
 
   State state_ = State::kInitial;
   std::string password_;
+  std::string client_key_;  // WithKeys: used in place of the password
+  std::string server_key_;
   RandomFn random_;
   std::string user_;
   std::string fixed_nonce_;

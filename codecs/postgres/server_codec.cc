@@ -184,6 +184,11 @@ Step ServerCodec::OnAuthRequest(ByteView body) {
     return LoginFailed("malformed authentication request");
   }
   Writer w;
+  if ((*code == 3 || *code == 5) && login_.password.empty() && !login_.scram_client_key.empty()) {
+    return LoginFailed(Cat("the server asks for ", *code == 3 ? "a cleartext password" : "md5",
+                           ", but the user's password is a SCRAM verifier, which only logs in "
+                           "with SCRAM-SHA-256: set backend_password"));
+  }
   switch (*code) {
     case 0:  // AuthenticationOk
       if (scram_ != nullptr) {
@@ -215,7 +220,12 @@ Step ServerCodec::OnAuthRequest(ByteView body) {
       if (!offered) {
         return LoginFailed("server offers no SASL mechanism wirepool supports");
       }
-      scram_ = std::make_unique<ScramClient>(login_.password, login_.random);
+      if (login_.password.empty() && !login_.scram_client_key.empty()) {
+        scram_ =
+            ScramClient::WithKeys(login_.scram_client_key, login_.scram_server_key, login_.random);
+      } else {
+        scram_ = std::make_unique<ScramClient>(login_.password, login_.random);
+      }
       std::string first = scram_->ClientFirst();
       w.Begin('p').CString("SCRAM-SHA-256").U32(static_cast<uint32_t>(first.size())).Bytes(first);
       sink_.SendToServer(w.Take());

@@ -162,3 +162,33 @@ TEST(CryptoTest, DeriveScramKeysRejectsZeroIterations) {
 
 }  // namespace
 }  // namespace wirepool::crypto
+
+namespace wirepool::crypto {
+namespace {
+
+TEST(ScramVerifierTest, ParsesPgAuthidFormAndMatchesDerivedKeys) {
+  ScramKeys derived = DeriveScramKeys("pencil", "0123456789abcdef", 4096);
+  std::string text = "SCRAM-SHA-256$4096:" + Base64Encode(derived.salt) + "$" +
+                     Base64Encode(derived.stored_key) + ":" + Base64Encode(derived.server_key);
+  std::optional<ScramKeys> parsed = ParseScramVerifier(text);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->iterations, 4096);
+  EXPECT_EQ(parsed->salt, derived.salt);
+  EXPECT_EQ(parsed->stored_key, derived.stored_key);
+  EXPECT_EQ(parsed->server_key, derived.server_key);
+}
+
+TEST(ScramVerifierTest, RefusesWhatIsNotOne) {
+  const std::string key = Base64Encode(std::string(32, 'k'));
+  EXPECT_FALSE(ParseScramVerifier("pencil").has_value());
+  EXPECT_FALSE(ParseScramVerifier("SCRAM-SHA-256$").has_value());
+  EXPECT_FALSE(ParseScramVerifier("SCRAM-SHA-256$0:c2FsdA==$" + key + ":" + key).has_value());
+  EXPECT_FALSE(ParseScramVerifier("SCRAM-SHA-256$x:c2FsdA==$" + key + ":" + key).has_value());
+  EXPECT_FALSE(ParseScramVerifier("SCRAM-SHA-256$4096:$" + key + ":" + key).has_value());
+  EXPECT_FALSE(ParseScramVerifier("SCRAM-SHA-256$4096:c2FsdA==$" + key).has_value());
+  EXPECT_FALSE(ParseScramVerifier("SCRAM-SHA-256$4096:c2FsdA==$c2hvcnQ=:" + key).has_value());
+  EXPECT_TRUE(ParseScramVerifier("SCRAM-SHA-256$4096:c2FsdA==$" + key + ":" + key).has_value());
+}
+
+}  // namespace
+}  // namespace wirepool::crypto
