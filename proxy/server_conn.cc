@@ -22,7 +22,7 @@ ServerConn::ServerConn(ProxyInstance& proxy, Pool& pool, uint64_t id)
     : proxy_(proxy),
       pool_(pool),
       id_(id),
-      stream_(proxy.uv_loop(), *this),
+      stream_(std::make_unique<core::TcpStream>(proxy.uv_loop(), *this)),
       connect_timer_(proxy.uv_loop(), [this] {
         Close("connect/login timeout");
         // Close already told the proxy; nothing else to do.
@@ -46,7 +46,7 @@ void ServerConn::Connect() {
   login.max_prepared_statements = proxy_.settings().max_prepared_statements;
   login.transaction_pooling = proxy_.settings().pool_mode == "transaction";
   tls_ = proxy_.backend_tls();
-  // `allow` tries plaintext only (see docs/security.md); the other modes ask for TLS first.
+  // `allow` tries plaintext first (and TLS if that login fails); the other modes ask for TLS.
   login.tls = tls_ != nullptr && tls_->mode() != core::TlsMode::kAllow;
   if (user != nullptr) {
     startup_parameters_ = user->startup_parameters;
@@ -69,20 +69,35 @@ void ServerConn::Connect() {
     }
     login.options = first.login_options;
   }
-  codec_ = proxy_.protocol().NewServerCodec(login, *this);
+  login_ = std::move(login);
   connect_timer_.Start(proxy_.settings().server_connect_timeout);
-  absl::Status st = stream_.Connect(proxy_.backend_address());
+  Open();
+}
+
+void ServerConn::Open() {
+  codec_ = proxy_.protocol().NewServerCodec(login_, *this);
+  absl::Status st = stream_->Connect(proxy_.backend_address());
   if (!st.ok()) {
     state_ = State::kClosed;
     proxy_.OnServerConnectFailed(*this, Sv(st.message()));
   }
 }
 
+void ServerConn::RetryWithTls() {
+  retry_with_tls_ = false;
+  login_.tls = true;
+  state_ = State::kConnecting;
+  // The old stream may be the one whose callback is running: it goes once the stack unwinds.
+  proxy_.loop().DeleteLater(std::move(stream_));
+  stream_ = std::make_unique<core::TcpStream>(proxy_.uv_loop(), *this);
+  Open();
+}
+
 void ServerConn::OnConnected(core::TcpStream&, const absl::Status&) {
   state_ = State::kLogin;
-  stream_.StartReading();
+  stream_->StartReading();
   codec_->Start();
-  stream_.Flush();
+  stream_->Flush();
 }
 
 void ServerConn::OnTlsOffer(bool accepted) {
@@ -99,7 +114,7 @@ void ServerConn::AfterTlsOffer() {
   tls_next_ = TlsNext::kNone;
   switch (next) {
     case TlsNext::kStart: {
-      absl::Status st = stream_.StartTls(tls_);
+      absl::Status st = stream_->StartTls(tls_);
       if (!st.ok()) {
         proxy_.CountError("server_tls_failed");
         Close(Cat("TLS with the server failed: ", st.message()));
@@ -113,7 +128,7 @@ void ServerConn::AfterTlsOffer() {
       return;
     case TlsNext::kPlain:
       codec_->ContinueLogin(false);
-      stream_.Flush();
+      stream_->Flush();
       return;
     case TlsNext::kNone:
       return;
@@ -121,15 +136,15 @@ void ServerConn::AfterTlsOffer() {
 }
 
 void ServerConn::OnTlsReady(core::TcpStream&) {
-  spdlog::debug("conn={} server={} TLS with {}: {}", name(), pool_.name, stream_.peer(),
-                stream_.tls_session()->Describe());
+  spdlog::debug("conn={} server={} TLS with {}: {}", name(), pool_.name, stream_->peer(),
+                stream_->tls_session()->Describe());
   codec_->ContinueLogin(true);
-  stream_.Flush();
+  stream_->Flush();
   Drive();
 }
 
 void ServerConn::OnLoginComplete() {
-  spdlog::debug("conn={} server={} logged in to {}", name(), pool_.name, stream_.peer());
+  spdlog::debug("conn={} server={} logged in to {}", name(), pool_.name, stream_->peer());
   BeginSetup(/*after_reset=*/false);
 }
 
@@ -158,7 +173,7 @@ void ServerConn::NextSetupStep() {
       return;
     }
     if (sent) {
-      stream_.Flush();
+      stream_->Flush();
       return;  // OnInternalDone goes on
     }
   }
@@ -195,17 +210,25 @@ void ServerConn::SetupFailed(const codec::WireError& error) {
   }
   connect_timer_.Stop();
   state_ = State::kClosed;
-  stream_.Close();
+  stream_->Close();
   proxy_.OnServerSetupFailed(*this, Cat("wirepool could not set up a server connection: ", what,
                                         " failed: ", error.code, " ", error.message));
 }
 
 void ServerConn::OnLoginFailed(const codec::WireError& error) {
+  if (tls_ != nullptr && tls_->mode() == core::TlsMode::kAllow && !login_.tls) {
+    // As libpq's allow: a refused plaintext login is tried once more through TLS (a server that
+    // only lets TLS in), once the codec's call has returned (Drive).
+    spdlog::debug("conn={} server={} plaintext login refused ({} {}): trying TLS", name(),
+                  pool_.name, error.code, error.message);
+    retry_with_tls_ = true;
+    return;
+  }
   connect_timer_.Stop();
   spdlog::warn("conn={} server={} login refused: {} {}", name(), pool_.name, error.code,
                error.message);
   state_ = State::kClosed;
-  stream_.Close();
+  stream_->Close();
   proxy_.OnServerLoginFailed(*this, error);
 }
 
@@ -227,7 +250,7 @@ void ServerConn::Attach(ClientSession& client) {
     client.OnServerReady();
     return;
   }
-  stream_.Flush();
+  stream_->Flush();
 }
 
 void ServerConn::Release() {
@@ -248,7 +271,7 @@ bool ServerConn::ReadBack(const std::vector<std::string>& names) {
     return false;
   }
   state_ = State::kReadingBack;
-  stream_.Flush();
+  stream_->Flush();
   return true;
 }
 
@@ -300,7 +323,7 @@ void ServerConn::OnInternalDone(const codec::WireError* error) {
     }
     state_ = State::kResetting;
     codec_->SendReset();
-    stream_.Flush();
+    stream_->Flush();
     return;
   }
   if (state_ == State::kApplying) {
@@ -360,7 +383,7 @@ void ServerConn::Detach() {
   }
   state_ = State::kResetting;
   codec_->SendReset();
-  stream_.Flush();
+  stream_->Flush();
 }
 
 void ServerConn::OnReadyForQuery(codec::TxState state) {
@@ -381,7 +404,8 @@ void ServerConn::Drive() {
   }
   driving_ = true;
   PumpExit exit = Pump(
-      stream_.input(), kMaxWholeMessage, [this](codec::ByteView in) { return codec_->OnBytes(in); },
+      stream_->input(), kMaxWholeMessage,
+      [this](codec::ByteView in) { return codec_->OnBytes(in); },
       [this](core::Slice bytes) {
         if (client_ != nullptr && state_ == State::kActive) {
           client_->Forward(std::move(bytes));
@@ -392,15 +416,19 @@ void ServerConn::Drive() {
   if (state_ == State::kClosed) {
     return;
   }
+  if (retry_with_tls_) {
+    RetryWithTls();
+    return;
+  }
   if (tls_next_ != TlsNext::kNone) {
     AfterTlsOffer();
     return;
   }
-  stream_.Flush();
+  stream_->Flush();
   if (client_ != nullptr) {
     client_->Flush();
     if (client_ != nullptr && client_->over_high_water()) {
-      stream_.StopReading();
+      stream_->StopReading();
     }
   }
   if (exit == PumpExit::kTooLarge) {
@@ -418,7 +446,7 @@ void ServerConn::ResumeReading() {
   if (state_ == State::kClosed) {
     return;
   }
-  stream_.StartReading();
+  stream_->StartReading();
   Drive();
 }
 
@@ -442,7 +470,7 @@ void ServerConn::OnStreamClosed(core::TcpStream&, const absl::Status& why) {
     proxy_.OnServerConnectFailed(*this, Sv(why.message()));
     return;
   }
-  if (stream_.tls() && !stream_.tls_session()->handshake_done()) {
+  if (stream_->tls() && !stream_->tls_session()->handshake_done()) {
     proxy_.CountError("server_tls_failed");
     Close(Cat("TLS with the server failed: ", why.message()));
     return;
@@ -451,13 +479,13 @@ void ServerConn::OnStreamClosed(core::TcpStream&, const absl::Status& why) {
 }
 
 void ServerConn::Close(std::string_view reason) {
-  if (state_ == State::kClosed && !stream_.open()) {
+  if (state_ == State::kClosed && !stream_->open()) {
     return;
   }
   State was = state_;
   state_ = State::kClosed;
   connect_timer_.Stop();
-  stream_.Close();
+  stream_->Close();
   if (was == State::kConnecting || was == State::kLogin ||
       (was == State::kSettingUp && !setup_after_reset_)) {
     proxy_.OnServerConnectFailed(*this, reason);

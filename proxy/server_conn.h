@@ -55,13 +55,13 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void Close(std::string_view reason);
 
   // Bytes from the attached client, as it sent them or as its codec rewrote them.
-  void Forward(core::Slice bytes) { stream_.Write(std::move(bytes)); }
-  void Write(std::string_view bytes) { stream_.Write(bytes); }
+  void Forward(core::Slice bytes) { stream_->Write(std::move(bytes)); }
+  void Write(std::string_view bytes) { stream_->Write(bytes); }
   void NoteStatementMessage(const codec::StatementNote& note) {
     codec_->NoteStatementMessage(note);
   }
-  void Flush() { stream_.Flush(); }
-  bool over_high_water() const { return stream_.over_high_water(); }
+  void Flush() { stream_->Flush(); }
+  bool over_high_water() const { return stream_->over_high_water(); }
   void ResumeReading();
   void OnClientRequest(uint32_t tag) {
     ++outstanding_;
@@ -89,7 +89,7 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void OnStreamClosed(core::TcpStream& stream, const absl::Status& why) override;
 
   // codec::ServerCodecSink
-  void SendToServer(std::string_view bytes) override { stream_.Write(bytes); }
+  void SendToServer(std::string_view bytes) override { stream_->Write(bytes); }
   void OnLoginComplete() override;
   void OnLoginFailed(const codec::WireError& error) override;
   void OnTlsOffer(bool accepted) override;
@@ -103,6 +103,10 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
 
  private:
   void Drive();
+  // Opens the TCP connection and makes the codec for login_.
+  void Open();
+  // backend_tls allow: the plaintext login was refused; a new connection asks for TLS.
+  void RetryWithTls();
   // Acts on the server's answer to the TLS request once the codec has consumed it.
   void AfterTlsOffer();
   bool PastLifetime() const;
@@ -117,8 +121,10 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   Pool& pool_;
   uint64_t id_;
   State state_ = State::kConnecting;
-  core::TcpStream stream_;
+  std::unique_ptr<core::TcpStream> stream_;  // replaced when backend_tls allow retries with TLS
   std::unique_ptr<codec::ServerCodec> codec_;
+  codec::ServerLogin login_;  // as Connect built it, for a retry through TLS
+  bool retry_with_tls_ = false;
   // backend_tls as it was when the connection was opened; null: no TLS.
   core::TlsContextPtr tls_;
   enum class TlsNext { kNone, kStart, kPlain, kRefused };

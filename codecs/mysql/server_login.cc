@@ -216,7 +216,9 @@ void ServerCodec::ContinueLogin(bool encrypted) {
   if (state_ != State::kTlsPending) {
     return;
   }
-  tls_ = encrypted;
+  // Only a connection that asked for TLS can be under it: never send a password in cleartext on
+  // the word of a caller alone.
+  tls_ = encrypted && (client_flags_ & kSsl) != 0;
   SendHandshakeResponse();
 }
 

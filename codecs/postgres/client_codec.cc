@@ -72,6 +72,9 @@ Step ClientCodec::OnBytes(ByteView in) {
     case State::kStartup:
       return OnStartup(in);
     case State::kTlsPending:
+      if (tls_direct_) {
+        return {Verdict::kPause};  // the client's TLS hello, for the proxy to hand to TLS
+      }
       // The proxy starts TLS once the go-ahead's call returns: anything before that is plaintext
       // injected ahead of the handshake (CVE-2021-23214), never to be read as the client's. The
       // client was promised TLS: it gets no plaintext answer either, only the close.
@@ -107,6 +110,7 @@ Step ClientCodec::OnStartup(ByteView in) {
     // Direct TLS (PostgreSQL 17, sslnegotiation=direct): the client's hello with no SSLRequest
     // first. The proxy hands these bytes to TLS; no startup packet starts with this byte.
     state_ = State::kTlsPending;
+    tls_direct_ = true;
     sink_.OnTlsRequest(TlsStart::kDirect);
     return {Verdict::kPause};
   }

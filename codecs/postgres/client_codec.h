@@ -116,7 +116,8 @@ class ClientCodec final : public codec::ClientCodec {
   size_t discard_left_ = 0;  // bytes of a refused message still to drop
   std::string refusal_;      // the message of the refusal under way
   bool mid_request_ = false;
-  bool tls_ = false;  // TLS is on: a second SSLRequest is a violation
+  bool tls_ = false;         // TLS is on: a second SSLRequest is a violation
+  bool tls_direct_ = false;  // the client opened with TLS (no SSLRequest)
 };
 
 }  // namespace wirepool::codec::postgres

@@ -110,11 +110,13 @@ Step ServerCodec::OnBytes(ByteView in) {
       return LoginFailed("server sent unencrypted data after its SSL response");
     }
     state_ = State::kTlsPending;
-    sink_.OnTlsOffer(in[0] == 'S');
+    tls_accepted_ = in[0] == 'S';
+    sink_.OnTlsOffer(tls_accepted_);
     return {Verdict::kConsume, 1};
   }
   if (state_ == State::kTlsPending) {
-    return LoginFailed("server sent unencrypted data after its SSL response");
+    return LoginFailed(tls_accepted_ ? "server sent unencrypted data after its SSL response"
+                                     : "server spoke before the startup packet");
   }
   if (state_ != State::kLogin) {
     return {Verdict::kStop};

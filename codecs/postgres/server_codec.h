@@ -57,6 +57,7 @@ class ServerCodec final : public codec::ServerCodec {
   enum class State { kIdle, kTlsAnswer, kTlsPending, kLogin, kRunning, kDone };
 
   void SendStartup();
+  bool tls_accepted_ = false;  // the server answered the SSLRequest with 'S'
 
   Step OnLogin(ByteView message);
   Step OnAuthRequest(ByteView body);
