@@ -9,7 +9,10 @@
 //               and set a server version; bit 3 AnswerKill says the connection was found; bit 4
 //               transaction pooling (classify, and statement ids mapped onto a server whose
 //               statements the sink plays: absent until the codec prepares one, which the proxy's
-//               turn then makes ready, or failed with bit 5)
+//               turn then makes ready, or failed with bit 5); bit 6 tls_available (the handshake
+//               offers CLIENT_SSL; when the pump yields after OnTlsRequest the sink calls
+//               OnTlsStarted, as the proxy does once the codec's call returns, and what follows is
+//               read as if TLS had decrypted it: the full HandshakeResponse41 at sequence id 2)
 //   byte 1      chunking: 0 whole, 1 byte by byte, else seeded pseudo-random chunk sizes
 //   bytes 2-21  what the injected RandomFn yields first (the 20-byte scramble of the handshake); a
 //               counter pattern (0x10, 0x11, ...) follows
@@ -22,8 +25,11 @@
 // nor zero bytes; kNeedMore asks for more than is available; a terminal sink event
 // (OnProtocolError, OnAuthFailed, OnTerminate) comes with kStop from the same Step and kStop comes
 // with one; everything sent to the client is whole, well-framed packets; the handshake is sent by
-// Start() and nothing before it; nothing is fed after kStop. Each Step sees a fresh heap copy of
-// exactly the unconsumed bytes, so ASan catches reads past the end and views kept past the call.
+// Start() and nothing before it, and offers CLIENT_SSL exactly where TLS is on offer; OnTlsRequest
+// only then, at most once, before OnStartup and from a Step that took the SSL request; until TLS
+// starts the codec takes nothing more (the client's TLS hello is not its to read); nothing is fed
+// after kStop. Each Step sees a fresh heap copy of exactly the unconsumed bytes, so ASan catches
+// reads past the end and views kept past the call.
 //
 // Bytes 0-1, the RandomFn, the chunking and the Step checks shared by all codecs come from
 // fuzz_driver.h; this file keeps what is particular to its codec and sink.
@@ -43,6 +49,7 @@
 namespace wirepool::fuzz {
 namespace {
 
+using wirepool::codec::TlsStart;
 using wirepool::codec::UserSecret;
 using wirepool::codec::Verdict;
 
@@ -75,7 +82,8 @@ const UserSecret& Secret() {
 
 class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harness> {
  public:
-  Harness(uint8_t flags, std::string random_prefix) : flags_(flags) {
+  Harness(uint8_t flags, std::string random_prefix)
+      : flags_(flags), tls_available_((flags & 64) != 0) {
     codec::ClientCodecOptions options;
     options.auth_method = (flags & 1) != 0 ? "caching_sha2_password" : "mysql_native_password";
     options.random = PrefixThenCounterRandom(std::move(random_prefix));
@@ -88,6 +96,7 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
                                {"charset", "33"}};
     }
     options.classify = (flags & 16) != 0;
+    options.tls_available = tls_available_;
     codec_ = std::make_unique<codec::mysql::ClientCodec>(options, *this);
     codec_->Start();
     Check(sent_ == 1, "Start sent no handshake");
@@ -96,7 +105,18 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
   // Sink.
   void SendToClient(std::string_view bytes) override {
     CheckFraming(bytes, "SendToClient: bad framing");
+    if (sent_ == 0) {
+      CheckHandshake(bytes);
+    }
     ++sent_;
+  }
+  void OnTlsRequest(TlsStart how) override {
+    Check(tls_available_, "OnTlsRequest where TLS is not on offer");
+    Check(how == TlsStart::kHelloFollows, "OnTlsRequest: MySQL's TLS hello follows its request");
+    Check(!tls_requested_, "OnTlsRequest twice");
+    Check(!started_, "OnTlsRequest after OnStartup");
+    tls_requested_ = true;
+    tls_pending_ = true;
   }
   void OnStartup(const codec::StartupInfo& info) override {
     // Again only from a logged-in session: COM_CHANGE_USER logs the client in anew.
@@ -155,8 +175,25 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
   }
 
  private:
+  // HandshakeV10: protocol, NUL-terminated version, connection id (4), scramble part 1 (8), filler,
+  // then the low 16 bits of the capabilities.
+  void CheckHandshake(std::string_view packet) {
+    size_t nul = packet.find('\0', 5);
+    Check(nul != std::string_view::npos && packet.size() >= nul + 16, "handshake too short");
+    const auto* p = reinterpret_cast<const uint8_t*>(packet.data()) + nul + 14;
+    const uint32_t caps_low = uint32_t{p[0]} | (uint32_t{p[1]} << 8);
+    Check(((caps_low & codec::mysql::kSsl) != 0) == tls_available_,
+          "the handshake offers CLIENT_SSL where TLS is not on offer, or not where it is");
+  }
+
   // The proxy's deferred answer (a server for the client) gets a turn whenever the pump yields.
   bool Answer() {
+    if (tls_pending_) {
+      // The proxy starts TLS once the codec's call returns and the pump yields.
+      tls_pending_ = false;
+      codec_->OnTlsStarted();
+      return true;
+    }
     bool answered = false;
     for (auto& [key, status] : statements_) {
       if (status == codec::ServerStatement::kPreparing) {
@@ -185,8 +222,16 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
     if (pump_.available() == 0) {
       return Answer();
     }
+    const bool tls_was_pending = tls_pending_;
+    const size_t before = pump_.available();
     Verdict v = pump_.Step(*codec_);
     (void)codec_->MidRequest();
+    if (tls_was_pending) {
+      Check(v == Verdict::kPause && pump_.available() == before,
+            "the codec read the bytes behind the SSL request");
+    } else if (tls_pending_) {
+      Check(v == Verdict::kConsume, "OnTlsRequest from a Step that did not take the request");
+    }
     Check(v != Verdict::kForward || logged_in_, "forwarded before login");
     Check(v != Verdict::kPause || !logged_in_ || (flags_ & 16) != 0,
           "kPause after login without transaction pooling");
@@ -198,7 +243,10 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
   }
 
   uint8_t flags_;
+  bool tls_available_;
   std::unique_ptr<codec::mysql::ClientCodec> codec_;
+  bool tls_requested_ = false;
+  bool tls_pending_ = false;  // OnTlsRequest heard, OnTlsStarted not called yet
   bool started_ = false;
   bool authenticated_ = false;
   bool login_pending_ = false;

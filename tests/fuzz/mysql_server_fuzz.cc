@@ -8,7 +8,9 @@
 //              SendSetParameters({schema, x}) (when ParametersToApply says so), bit 4
 //              SendInternalQuery, each when the server is idle after a response; bit 5 ask
 //              ParametersToApply after each Step; bit 6 announce requests between any two Steps
-//              (pipelining), not only when the server is idle
+//              (pipelining), not only when the server is idle; bit 7 ServerLogin::tls (after
+//              OnTlsOffer, once the pump yields, the sink calls ContinueLogin with the server's
+//              answer, as the proxy does, and what follows is read as if TLS had decrypted it)
 //   byte 1     chunking: 0 whole, 1 byte by byte, else seeded pseudo-random chunk sizes
 //   bytes 2-5  what the injected RandomFn yields first; a counter pattern (0x10, 0x11, ...) follows
 //   byte 6     n, the number of request tags that follow
@@ -27,8 +29,10 @@
 // at most once and before any response; OnReadyForQuery only while a client request is
 // outstanding and OnInternalDone only while a request of the codec's own is; nothing is forwarded
 // before login; everything sent to the server is whole, well-framed packets; the codec never
-// pauses; nothing is fed after kStop. Each Step sees a fresh heap copy of exactly the unconsumed
-// bytes.
+// pauses; with tls, OnTlsOffer comes at most once, before login, after the 32-byte SSL request
+// (sequence id 1, CLIENT_SSL) where the server offered TLS and with nothing sent where it did not,
+// and the HandshakeResponse41 only after ContinueLogin; nothing is fed after kStop. Each Step sees
+// a fresh heap copy of exactly the unconsumed bytes.
 //
 // Bytes 0-1, the RandomFn, the chunking and the Step checks shared by all codecs come from
 // fuzz_driver.h; this file keeps what is particular to its codec and sink.
@@ -36,6 +40,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,7 +92,7 @@ std::string ClientFlagsOption(uint8_t choice) {
 class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harness> {
  public:
   Harness(uint8_t flags, std::string random_prefix, std::vector<uint8_t> tags)
-      : flags_(flags), tags_(std::move(tags)) {
+      : flags_(flags), tls_((flags & 128) != 0), tags_(std::move(tags)) {
     codec::ServerLogin login;
     login.user = "fixture";
     login.password = "fixture-pw";
@@ -97,15 +102,35 @@ class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harnes
       login.options = {{"client_flags", client_flags}, {"charset", "45"}};
     }
     login.random = PrefixThenCounterRandom(std::move(random_prefix));
+    login.tls = tls_;
     codec_ = std::make_unique<mysql::ServerCodec>(login, *this);
     codec_->Start();
     Check(sent_ == 0, "Start sent something before the server's handshake");
   }
 
+  // The codec failed the login outside a Step (in ContinueLogin): the proxy closes.
+  bool stopped() const { return pump_.stopped() || failed_outside_step_; }
+
   // Sink.
   void SendToServer(std::string_view bytes) override {
     CheckFraming(bytes, "SendToServer: bad framing");
+    if (tls_ && !continued_) {
+      // Only the SSL request goes before ContinueLogin.
+      Check(sent_ == 0 && bytes.size() == 4 + 32 && bytes[3] == 1,
+            "sent more than a 32-byte SSL request at sequence id 1 before ContinueLogin");
+      Check((static_cast<uint8_t>(bytes[5]) & (mysql::kSsl >> 8)) != 0,
+            "an SSL request without CLIENT_SSL");
+    }
     ++sent_;
+  }
+  void OnTlsOffer(bool accepted) override {
+    Check(tls_, "OnTlsOffer without ServerLogin::tls");
+    Check(!offered_, "OnTlsOffer twice");
+    Check(!logged_in_, "OnTlsOffer after login");
+    Check(sent_ == (accepted ? 1 : 0),
+          "OnTlsOffer: SSL request sent where not offered, or not sent");
+    offered_ = true;
+    offer_ = accepted;
   }
   void OnLoginComplete() override {
     Check(!logged_in_, "OnLoginComplete twice");
@@ -119,6 +144,10 @@ class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harnes
     CheckFraming(error.raw, "OnLoginFailed: bad framing");
     Check(error.raw.size() > 4 && static_cast<uint8_t>(error.raw[4]) == 0xff,
           "OnLoginFailed without an ERR packet");
+    if (in_continue_) {
+      failed_outside_step_ = true;  // no Step to carry a kStop
+      return;
+    }
     pump_.OnTerminal();
   }
   void OnReadyForQuery(codec::TxState) override {
@@ -198,8 +227,28 @@ class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harnes
 
   friend class PumpedHarness<Harness>;
 
+  // After OnTlsOffer, once the pump yields: the proxy starts TLS (or not), then the login goes on.
+  void Continue() {
+    const bool encrypted = *offer_;
+    offer_.reset();
+    continued_ = true;
+    in_continue_ = true;
+    const int sent_before = sent_;
+    codec_->ContinueLogin(encrypted);
+    in_continue_ = false;
+    Check(sent_ == sent_before + 1 || failed_outside_step_,
+          "ContinueLogin sent no HandshakeResponse41");
+  }
+
   // One Step; false when the pump yields.
   bool Turn() {
+    if (failed_outside_step_) {
+      return false;
+    }
+    if (offer_.has_value() && pump_.available() == 0) {
+      Continue();
+      return false;
+    }
     Answer();
     if (pump_.available() == 0) {
       return false;
@@ -216,6 +265,12 @@ class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harnes
   }
 
   uint8_t flags_;
+  bool tls_;
+  bool offered_ = false;
+  bool continued_ = false;
+  bool in_continue_ = false;
+  bool failed_outside_step_ = false;
+  std::optional<bool> offer_;  // OnTlsOffer's answer, until the pump yields
   std::vector<uint8_t> tags_;
   size_t next_tag_ = 0;
   std::unique_ptr<mysql::ServerCodec> codec_;

@@ -4,7 +4,11 @@
 // Input layout:
 //   byte 0     flags: bit 0 auth method (0 md5, 1 scram-sha-256); bit 1 known user (answer
 //              OnStartup with the secret of user "fixture", password "fixture-pw", else nullptr);
-//              bit 2 answer OnStartup later (when the pump yields) instead of from the callback
+//              bit 2 answer OnStartup later (when the pump yields) instead of from the callback;
+//              bit 3 tls_available (TLS on offer: an SSLRequest gets 'S', a leading 0x16 is direct
+//              TLS; when the pump yields after OnTlsRequest the sink calls OnTlsStarted, as the
+//              proxy does once the codec's call returns, and what follows is read as if TLS had
+//              decrypted it)
 //   byte 1     chunking: 0 whole, 1 byte by byte, else seeded pseudo-random chunk sizes
 //   bytes 2-5  what the injected RandomFn yields first (the md5 salt, or the first bytes of the
 //              SCRAM server nonce); a counter pattern (0x10, 0x11, ...) follows
@@ -16,9 +20,12 @@
 // nor zero bytes; kNeedMore asks for more than is available; a terminal sink event
 // (OnProtocolError, OnAuthFailed, OnTerminate, OnCancelRequest) comes with kStop from the same Step
 // and kStop comes with one; everything sent to the client is whole, well-framed messages (or the
-// one-byte answer to an encryption request); nothing is fed after kStop. Each Step sees a fresh
-// heap copy of exactly the unconsumed bytes, so ASan catches reads past the end and views kept past
-// the call.
+// one-byte answer to an encryption request, 'S' only where TLS is on offer); OnTlsRequest only with
+// tls_available and at most once, from a Step that took the SSLRequest (after 'S') or, for direct
+// TLS, paused having taken nothing; until TLS starts, the codec takes nothing more (after an
+// SSLRequest it stops: CVE-2021-23214); nothing is fed after kStop. Each Step sees a fresh heap
+// copy of exactly the unconsumed bytes, so ASan catches reads past the end and views kept past the
+// call.
 //
 // Bytes 0-1, the RandomFn, the chunking and the Step checks shared by all codecs come from
 // fuzz_driver.h; this file keeps what is particular to its codec and sink.
@@ -37,6 +44,7 @@
 namespace wirepool::fuzz {
 namespace {
 
+using wirepool::codec::TlsStart;
 using wirepool::codec::UserSecret;
 using wirepool::codec::Verdict;
 
@@ -44,10 +52,10 @@ uint32_t ReadU32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-// Everything a codec sends a client is 'N' (the answer to SSLRequest / GSSENCRequest) or whole
-// messages: a type byte and a length that covers exactly the rest.
+// Everything a codec sends a client is 'N' or 'S' (the answers to SSLRequest / GSSENCRequest) or
+// whole messages: a type byte and a length that covers exactly the rest.
 void CheckFraming(std::string_view bytes) {
-  if (bytes == "N") {
+  if (bytes == "N" || bytes == "S") {
     return;
   }
   Check(!bytes.empty(), "empty SendToClient");
@@ -73,15 +81,34 @@ const UserSecret& Secret() {
 
 class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harness> {
  public:
-  Harness(uint8_t flags, std::string random_prefix) : flags_(flags) {
+  Harness(uint8_t flags, std::string random_prefix)
+      : flags_(flags), tls_available_((flags & 8) != 0) {
     codec::ClientCodecOptions options;
     options.auth_method = (flags & 1) != 0 ? "scram-sha-256" : "md5";
     options.random = PrefixThenCounterRandom(std::move(random_prefix));
+    options.tls_available = tls_available_;
     codec_ = std::make_unique<codec::postgres::ClientCodec>(options, *this);
   }
 
   // Sink.
-  void SendToClient(std::string_view bytes) override { CheckFraming(bytes); }
+  void SendToClient(std::string_view bytes) override {
+    CheckFraming(bytes);
+    if (bytes == "S") {
+      Check(tls_available_, "'S' where TLS is not on offer");
+      ++go_aheads_;
+    }
+  }
+  void OnTlsRequest(TlsStart how) override {
+    Check(tls_available_, "OnTlsRequest where TLS is not on offer");
+    Check(!tls_requested_, "OnTlsRequest twice");
+    Check(how == TlsStart::kAfterGoAhead || how == TlsStart::kDirect,
+          "OnTlsRequest: PostgreSQL has no TLS hello behind its request");
+    Check(how != TlsStart::kAfterGoAhead || go_aheads_ == 1, "OnTlsRequest without one 'S'");
+    Check(how == TlsStart::kAfterGoAhead || go_aheads_ == 0, "direct TLS after an 'S'");
+    tls_requested_ = true;
+    tls_pending_ = true;
+    tls_how_ = how;
+  }
   void OnStartup(const codec::StartupInfo& info) override {
     Check(!info.user.empty(), "OnStartup without a user");
     if ((flags_ & 4) != 0) {
@@ -108,6 +135,12 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
 
   // The proxy's deferred answers get a turn whenever the pump yields.
   bool Answer() {
+    if (tls_pending_) {
+      // The proxy starts TLS once the codec's call returns and the pump yields.
+      tls_pending_ = false;
+      codec_->OnTlsStarted();
+      return true;
+    }
     if (begin_pending_) {
       begin_pending_ = false;
       BeginAuth();
@@ -130,8 +163,22 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
     if (pump_.available() == 0) {
       return Answer();
     }
+    const bool tls_was_pending = tls_pending_;
+    const size_t before = pump_.available();
     Verdict v = pump_.Step(*codec_);
     (void)codec_->MidRequest();
+    if (tls_was_pending) {
+      // Nothing between the request and the TLS handshake is read as the client's.
+      Check(tls_how_ == TlsStart::kDirect ? v == Verdict::kPause : v == Verdict::kStop,
+            "the codec read bytes that arrived before TLS started");
+      Check(pump_.available() == before || v == Verdict::kStop, "took bytes before TLS started");
+    } else if (tls_pending_) {
+      // This Step made the request.
+      Check(tls_how_ == TlsStart::kDirect ? v == Verdict::kPause : v == Verdict::kConsume,
+            "OnTlsRequest from a Step with the wrong verdict");
+      Check(tls_how_ != TlsStart::kDirect || pump_.available() == before,
+            "direct TLS: the codec took part of the hello");
+    }
     if (Advanced(v)) {
       return true;
     }
@@ -140,9 +187,14 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
   }
 
   uint8_t flags_;
+  bool tls_available_;
   std::unique_ptr<codec::postgres::ClientCodec> codec_;
   bool begin_pending_ = false;
   bool login_pending_ = false;
+  bool tls_requested_ = false;
+  bool tls_pending_ = false;  // OnTlsRequest heard, OnTlsStarted not called yet
+  TlsStart tls_how_ = TlsStart::kAfterGoAhead;
+  int go_aheads_ = 0;
 };
 
 }  // namespace

@@ -4,7 +4,9 @@
 // Input layout:
 //   byte 0     flags: bit 0 send a reset (DISCARD ALL) after each ReadyForQuery; bit 1 send
 //              SendSetParameters after each ReadyForQuery; bit 2 ask ParametersToApply after each
-//              Step
+//              Step; bit 3 ServerLogin::tls (Start sends an SSLRequest; after OnTlsOffer, once the
+//              pump yields, the sink calls ContinueLogin with the server's answer, as the proxy
+//              does, and what follows is read as if TLS had decrypted it)
 //   byte 1     chunking: 0 whole, 1 byte by byte, else seeded pseudo-random chunk sizes
 //   bytes 2-5  what the injected RandomFn yields first (the first bytes of the SCRAM client
 //              nonce); a counter pattern (0x10, 0x11, ...) follows
@@ -17,7 +19,9 @@
 // nor zero bytes; kNeedMore asks for more than is available; a terminal sink event (OnLoginFailed,
 // OnProtocolError) comes with kStop from the same Step and kStop comes with one; login completes
 // at most once and before any ReadyForQuery; OnInternalDone only while a request of the codec's
-// own is outstanding; everything sent to the server is whole, well-framed messages; nothing is fed
+// own is outstanding; everything sent to the server is whole, well-framed messages; with tls, Start
+// sends only the 8-byte SSLRequest, OnTlsOffer comes at most once, before login, from a Step that
+// took exactly the one-byte answer, and the startup packet only after ContinueLogin; nothing is fed
 // after kStop. Each Step sees a fresh heap copy of exactly the unconsumed bytes.
 //
 // Bytes 0-1, the RandomFn, the chunking and the Step checks shared by all codecs come from
@@ -26,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -64,22 +69,40 @@ void CheckFraming(std::string_view bytes, bool untyped, const char* what) {
 
 class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harness> {
  public:
-  Harness(uint8_t flags, std::string random_prefix) : flags_(flags) {
+  Harness(uint8_t flags, std::string random_prefix) : flags_(flags), tls_((flags & 8) != 0) {
     codec::ServerLogin login;
     login.user = "fixture";
     login.password = "fixture-pw";
     login.database = "wp_db";
     login.params = {{"application_name", "fuzz"}};
     login.random = PrefixThenCounterRandom(std::move(random_prefix));
+    login.tls = tls_;
     codec_ = std::make_unique<codec::postgres::ServerCodec>(login, *this);
     codec_->Start();
-    Check(sent_ == 1, "Start sent no startup packet");
+    Check(sent_ == 1, "Start sent no startup packet (or SSLRequest)");
   }
 
   // Sink.
   void SendToServer(std::string_view bytes) override {
-    CheckFraming(bytes, sent_ == 0, "SendToServer: bad framing");
+    // The startup packet (after the SSLRequest with tls) is untyped.
+    const int untyped = tls_ ? 2 : 1;
+    CheckFraming(bytes, sent_ < untyped, "SendToServer: bad framing");
+    if (tls_ && sent_ == 0) {
+      Check(bytes.size() == 8 &&
+                ReadU32(reinterpret_cast<const uint8_t*>(bytes.data()) + 4) == 80877103,
+            "Start with tls sent something else than an SSLRequest");
+    }
+    if (tls_ && sent_ == 1) {
+      Check(continued_, "the startup packet went before ContinueLogin");
+    }
     ++sent_;
+  }
+  void OnTlsOffer(bool accepted) override {
+    Check(tls_, "OnTlsOffer without ServerLogin::tls");
+    Check(!offered_, "OnTlsOffer twice");
+    Check(!logged_in_, "OnTlsOffer after login");
+    offered_ = true;
+    offer_ = accepted;
   }
   void OnLoginComplete() override {
     Check(!logged_in_, "OnLoginComplete twice");
@@ -115,6 +138,15 @@ class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harnes
  private:
   // The proxy's follow-ups get a turn whenever the pump yields.
   bool Answer() {
+    if (offer_.has_value()) {
+      // The proxy starts TLS (or not) once the codec's call returns, then the login goes on.
+      const bool encrypted = *offer_;
+      offer_.reset();
+      continued_ = true;
+      codec_->ContinueLogin(encrypted);
+      Check(sent_ == 2, "ContinueLogin sent no startup packet");
+      return false;  // nothing new to read: the pump waits for the server
+    }
     if (!ready_pending_) {
       return false;
     }
@@ -143,7 +175,13 @@ class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harnes
     if (pump_.available() == 0) {
       return Answer();
     }
+    const bool offered_before = offered_;
+    const size_t before = pump_.available();
     Verdict v = pump_.Step(*codec_);
+    if (offered_ && !offered_before) {
+      Check(v == Verdict::kConsume && before - pump_.available() == 1,
+            "OnTlsOffer from a Step that did not take exactly the one-byte answer");
+    }
     if ((flags_ & 4) != 0) {
       (void)codec_->ParametersToApply({{"application_name", "x"}, {"DateStyle", "ISO"}});
     }
@@ -152,7 +190,11 @@ class Harness final : public codec::ServerCodecSink, public PumpedHarness<Harnes
   }
 
   uint8_t flags_;
+  bool tls_;
   std::unique_ptr<codec::postgres::ServerCodec> codec_;
+  bool offered_ = false;
+  bool continued_ = false;
+  std::optional<bool> offer_;  // OnTlsOffer's answer, until the pump yields
   bool logged_in_ = false;
   bool ready_pending_ = false;
   int sent_ = 0;

@@ -292,6 +292,13 @@ class Pump {
   void Yield() { Run(); }
   bool stopped() const { return stopped_; }
   size_t buffered() const { return buf_.size() - pos_; }
+  // What the codec has not taken (the proxy hands it to TLS when TLS starts).
+  std::string TakeBuffered() {
+    std::string rest = buf_.substr(pos_);
+    buf_.clear();
+    pos_ = 0;
+    return rest;
+  }
 
  private:
   void Run() {
@@ -369,9 +376,25 @@ struct CaseSetup {
   std::set<std::string> live_keys = {"42", "99", "5"};  // what AnswerKill finds
   bool deferred_auth = false;
   bool complete_login = true;  // answer OnAuthenticated with CompleteLogin
+  bool tls_available = false;  // ClientCodecOptions::tls_available
 };
 
-// A ClientCodec whose sink records events and answers like the proxy does.
+std::string_view TlsStartName(TlsStart how) {
+  switch (how) {
+    case TlsStart::kAfterGoAhead:
+      return "after_go_ahead";
+    case TlsStart::kHelloFollows:
+      return "hello_follows";
+    case TlsStart::kDirect:
+      return "direct";
+  }
+  return "?";
+}
+
+// A ClientCodec whose sink records events and answers like the proxy does. TLS starts as the
+// proxy starts it (proxy/client_session.cc): once the pump yields after OnTlsRequest, what the
+// codec left buffered goes to TLS, so do the bytes that arrive after it, and then OnTlsStarted.
+// Bytes fed after Decrypted() are what TLS hands on to the codec.
 class CodecRun final : public ClientCodecSink {
  public:
   explicit CodecRun(const CaseSetup& setup)
@@ -388,11 +411,20 @@ class CodecRun final : public ClientCodecSink {
     options.server_params = setup_.server_params;
     options.connection_id = kConnectionId;
     options.peer_host = kPeerHost;
+    options.tls_available = setup_.tls_available;
     codec_ = std::make_unique<ClientCodec>(options, *this);
     codec_->Start();
   }
 
-  void Feed(std::string_view chunk) { pump_.Feed(chunk); }
+  void Feed(std::string_view chunk) {
+    if (tls_on_ && !decrypted_) {
+      to_tls_.append(chunk);  // ciphertext: TLS reads it, the codec never sees it
+      return;
+    }
+    pump_.Feed(chunk);
+  }
+  // From now on Feed brings what TLS decrypted.
+  void Decrypted() { decrypted_ = true; }
   bool stopped() const { return pump_.stopped(); }
   ClientCodec& codec() { return *codec_; }
   const std::string& sent() const { return sent_; }
@@ -400,6 +432,9 @@ class CodecRun final : public ClientCodecSink {
 
   std::vector<std::string> Finish() {
     pump_.Yield();
+    if (!to_tls_.empty()) {
+      log_.Add(Cat("to TLS ", Bytes(to_tls_)));
+    }
     if (!pump_.stopped()) {
       log_.Add(
           Cat("end buffered=", pump_.buffered(), " mid_request=", codec_->MidRequest() ? 1 : 0));
@@ -437,6 +472,10 @@ class CodecRun final : public ClientCodecSink {
     log_.Add(Cat("OnCancelRequest ", key));
     closed_ = true;
   }
+  void OnTlsRequest(TlsStart how) override {
+    log_.Add(Cat("OnTlsRequest ", TlsStartName(how)));
+    tls_pending_ = true;  // TLS starts once the pump yields
+  }
   void OnAuthenticated() override {
     log_.Add("OnAuthenticated");
     login_pending_ = true;
@@ -469,6 +508,14 @@ class CodecRun final : public ClientCodecSink {
     codec_->BeginAuth(it == secrets_.end() ? nullptr : &it->second);
   }
   bool Answer() {
+    if (tls_pending_) {
+      tls_pending_ = false;
+      tls_on_ = true;
+      to_tls_ += pump_.TakeBuffered();
+      codec_->OnTlsStarted();
+      log_.Add("OnTlsStarted");
+      return true;
+    }
     if (auth_pending_) {
       auth_pending_ = false;
       BeginAuth();
@@ -492,6 +539,10 @@ class CodecRun final : public ClientCodecSink {
   bool auth_pending_ = false;
   bool login_pending_ = false;
   bool closed_ = false;
+  bool tls_pending_ = false;
+  bool tls_on_ = false;
+  bool decrypted_ = false;
+  std::string to_tls_;
   std::string sent_;
   std::string last_sent_;
 };
@@ -608,7 +659,7 @@ TEST(MysqlClientHandshakeTest, Defaults) {
   EXPECT_EQ(h.connection_id, kConnectionId);
   EXPECT_EQ(h.scramble, DefaultScramble());
   EXPECT_EQ(h.caps, kProxyCapabilities);
-  EXPECT_EQ(h.caps & (kSsl | kCompress), 0u) << "TLS and compression are not offered yet";
+  EXPECT_EQ(h.caps & (kSsl | kCompress), 0u) << "TLS only with tls_available; no compression";
   for (uint32_t cap : {kProtocol41, kSecureConnection, kPluginAuth, kPluginAuthLenencClientData,
                        kConnectWithDb, kConnectAttrs, kTransactions, kMultiStatements,
                        kMultiResults, kPsMultiResults, kDeprecateEof, kSessionTrack}) {
@@ -864,6 +915,184 @@ TEST(MysqlClientCachingSha2Test, CleartextPasswordWithoutTlsIsRefused) {
                   "send seq=4 ERR 1045 28000 Access denied for user 'alice'@'10.1.2.3' "
                   "(using password: YES)",
                   "OnAuthFailed cleartext password refused on a connection without TLS", "stop"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS (ClientCodecOptions::tls_available). `before` arrives in plaintext; once the pump yields
+// after OnTlsRequest, TLS starts (what the codec left buffered, and whatever arrives after it, is
+// TLS's); `after` is what TLS then decrypts. Split i of `before` runs with split i of `after`,
+// with auth answered at once and deferred; all runs must agree.
+
+std::vector<std::string> RunTlsCase(std::string_view before, std::string_view after,
+                                    CaseSetup setup) {
+  setup.tls_available = true;
+  AgreeingRuns runs(/*describe=*/true);
+  for (bool deferred : {false, true}) {
+    setup.deferred_auth = deferred;
+    std::vector<Split> first = Splits(before);
+    std::vector<Split> second = Splits(after);
+    EXPECT_EQ(first.size(), second.size());
+    for (size_t i = 0; i < first.size() && i < second.size(); ++i) {
+      CodecRun run(setup);
+      for (std::string_view chunk : first[i].chunks) {
+        if (!run.stopped()) {
+          run.Feed(chunk);
+        }
+      }
+      run.Decrypted();
+      runs.Add(Cat(first[i].name, ", then ", second[i].name, deferred ? ", auth deferred" : ""),
+               FeedSplit(run, second[i]));
+    }
+  }
+  return runs.Take();
+}
+
+// The 32-byte SSL request: a HandshakeResponse41's fixed head, with CLIENT_SSL.
+std::string SslRequest(uint32_t caps = kClientCaps | kSsl) {
+  return Frame(1, Le(caps, 4) + Le(16 << 20, 4) + Le(45, 1) + std::string(23, '\0'));
+}
+
+// The start of the client's TLS hello, sent right behind the SSL request.
+std::string Hello() { return std::string("\x16\x03\x01\x00\x2a\x01\x00\x00\x26\x03\x03", 11); }
+
+// The full HandshakeResponse41 through TLS: CLIENT_SSL still set, sequence id 2.
+std::string TlsResponse(HandshakeResponse hr) {
+  hr.caps |= kSsl;
+  return Frame(2, hr.Payload());
+}
+
+constexpr char kAliceTlsStartup[] =
+    "OnStartup user=alice database= pool_key=flags=0x1870484,cs=45 "
+    "login_options=client_flags:29339277;charset:45; params=";
+
+TEST(MysqlClientTlsTest, HandshakeOffersSslOnlyWithTls) {
+  CaseSetup setup;
+  EXPECT_EQ(ParseHandshake(HandshakeOf(setup)).caps & kSsl, 0u);
+  setup.tls_available = true;
+  EXPECT_EQ(ParseHandshake(HandshakeOf(setup)).caps, kProxyCapabilities | kSsl);
+  // The client leg's TLS is the proxy's own: offered whatever the backends announce.
+  setup.server_params = {{"capabilities", std::to_string(kProxyCapabilities & ~kSsl)}};
+  EXPECT_NE(ParseHandshake(HandshakeOf(setup)).caps & kSsl, 0u);
+}
+
+// The SSL request is taken, the hello behind it is left for TLS, and the login runs through TLS
+// with the sequence ids going on from the SSL request.
+TEST(MysqlClientTlsTest, SslRequestThenLoginThroughTls) {
+  std::string after = TlsResponse(Native("alice", "alice-pw")) + Query("SELECT 1") + Quit();
+  EXPECT_THAT(
+      AfterHandshake(RunTlsCase(SslRequest() + Hello(), after, {})),
+      ElementsAre("OnTlsRequest hello_follows", "OnTlsStarted", kAliceTlsStartup, "OnAuthenticated",
+                  Ok(3), "CompleteLogin", "OnRequestEnd 3", "forward 090000000353454c4543542031",
+                  "OnTerminate", "stop", Cat("to TLS ", Hex(Hello()))));
+}
+
+TEST(MysqlClientTlsTest, BytesBehindTheSslRequestAreNotTaken) {
+  CaseSetup setup;
+  setup.tls_available = true;
+  CodecRun run(setup);
+  std::string ssl = SslRequest();
+  std::string hello = Hello();
+  std::string in = ssl + hello;
+  Step s = run.codec().OnBytes(AsBytes(in));
+  EXPECT_EQ(s.verdict, Verdict::kConsume);
+  EXPECT_EQ(s.bytes, ssl.size());
+  for (size_t len : {size_t{1}, hello.size()}) {
+    s = run.codec().OnBytes(AsBytes(std::string_view(hello).substr(0, len)));
+    EXPECT_EQ(s.verdict, Verdict::kPause) << len;
+    EXPECT_EQ(s.bytes, 0u) << len;
+  }
+  // (Finish lets the pump yield: TLS starts then.)
+  EXPECT_THAT(
+      AfterHandshake(run.Finish()),
+      ElementsAre("OnTlsRequest hello_follows", "OnTlsStarted", "end buffered=0 mid_request=0"));
+}
+
+TEST(MysqlClientTlsTest, ResponseWithTheWrongSequenceIdThroughTls) {
+  EXPECT_THAT(AfterHandshake(RunTlsCase(SslRequest(), Native("alice", "alice-pw").Packet(), {})),
+              ElementsAre("OnTlsRequest hello_follows", "OnTlsStarted",
+                          "send seq=2 ERR 1156 08S01 Got packets out of order: expected sequence "
+                          "id 2, got 1",
+                          "OnProtocolError INVALID_ARGUMENT: Got packets out of order: expected "
+                          "sequence id 2, got 1",
+                          "stop"));
+}
+
+TEST(MysqlClientTlsTest, SslRequestInsideTlsIsAViolation) {
+  std::string again = Frame(2, SslRequest().substr(4));
+  EXPECT_THAT(
+      AfterHandshake(RunTlsCase(SslRequest(), again, {})),
+      ElementsAre("OnTlsRequest hello_follows", "OnTlsStarted",
+                  "send seq=3 ERR 1156 08S01 SSL request on a connection that is already encrypted",
+                  "OnProtocolError INVALID_ARGUMENT: SSL request on a connection that is already "
+                  "encrypted",
+                  "stop"));
+}
+
+constexpr char kTlsFullAuth[] = "send seq=3 0104";
+
+// Inside TLS, caching_sha2 full authentication takes the password as it is, NUL-terminated.
+TEST(MysqlClientTlsTest, CachingSha2FullAuthenticationInCleartext) {
+  std::string after =
+      TlsResponse(Sha2("alice", "stale")) + Frame(4, Nul("alice-pw")) + Query("SELECT 1") + Quit();
+  EXPECT_THAT(AfterHandshake(RunTlsCase(SslRequest(), after, Sha2Setup())),
+              ElementsAre("OnTlsRequest hello_follows", "OnTlsStarted", kAliceTlsStartup,
+                          kTlsFullAuth, "OnAuthenticated", Ok(5), "CompleteLogin", "OnRequestEnd 3",
+                          "forward 090000000353454c4543542031", "OnTerminate", "stop"));
+}
+
+TEST(MysqlClientTlsTest, CachingSha2FullAuthenticationWrongCleartextPassword) {
+  for (const std::string& sent : {Nul("wrong"), std::string("alice-pw"), Nul("alice-pw") + "x"}) {
+    SCOPED_TRACE(Hex(sent));
+    std::string after = TlsResponse(Sha2("alice", "stale")) + Frame(4, sent);
+    EXPECT_THAT(
+        AfterHandshake(RunTlsCase(SslRequest(), after, Sha2Setup())),
+        ElementsAre("OnTlsRequest hello_follows", "OnTlsStarted", kAliceTlsStartup, kTlsFullAuth,
+                    "send seq=5 ERR 1045 28000 Access denied for user 'alice'@'10.1.2.3' "
+                    "(using password: YES)",
+                    "OnAuthFailed caching_sha2_password full authentication did not match",
+                    "stop"));
+  }
+}
+
+TEST(MysqlClientTlsTest, CachingSha2UnknownUserInCleartextFails) {
+  std::string after = TlsResponse(Sha2("mallory", "alice-pw")) + Frame(4, Nul("alice-pw"));
+  auto events = AfterHandshake(RunTlsCase(SslRequest(), after, Sha2Setup()));
+  ASSERT_EQ(events.size(), 7u) << Describe(events);
+  EXPECT_EQ(events[3], kTlsFullAuth);
+  EXPECT_EQ(events[4],
+            "send seq=5 ERR 1045 28000 Access denied for user 'mallory'@'10.1.2.3' "
+            "(using password: YES)");
+  EXPECT_EQ(events[5], "OnAuthFailed unknown user");
+}
+
+// The fast path needs no password at all, TLS or not.
+TEST(MysqlClientTlsTest, CachingSha2FastPathThroughTls) {
+  std::string after = TlsResponse(Sha2("alice", "alice-pw")) + Quit();
+  EXPECT_THAT(
+      AfterHandshake(RunTlsCase(SslRequest(), after, Sha2Setup())),
+      ElementsAre("OnTlsRequest hello_follows", "OnTlsStarted", kAliceTlsStartup, "send seq=3 0103",
+                  "OnAuthenticated", Ok(4), "CompleteLogin", "OnTerminate", "stop"));
+}
+
+// With TLS on offer but not taken, a cleartext password is still refused.
+TEST(MysqlClientTlsTest, CleartextPasswordRefusedWhenTheClientDidNotUseTls) {
+  CaseSetup setup = Sha2Setup();
+  setup.tls_available = true;
+  std::string stream = Sha2("alice", "wrong").Packet() + Frame(3, Nul("alice-pw"));
+  EXPECT_THAT(
+      AfterHandshake(RunCase(stream, setup)),
+      ElementsAre(kAliceStartup, kFullAuth,
+                  "send seq=4 ERR 1045 28000 Access denied for user 'alice'@'10.1.2.3' "
+                  "(using password: YES)",
+                  "OnAuthFailed cleartext password refused on a connection without TLS", "stop"));
+}
+
+TEST(MysqlClientTlsTest, TlsRequiredIsError3159) {
+  CodecRun run({});
+  run.codec().SendError(ProxyError::kTlsRequired, "connections without TLS are refused");
+  EXPECT_THAT(DescribeSent(run.sent()),
+              ElementsAre(HasSubstr("send seq=0 0a"),
+                          HasSubstr(" ERR 3159 HY000 connections without TLS are refused")));
 }
 
 // A client that answers caching_sha2's handshake with native data is switched.

@@ -207,6 +207,7 @@ class CodecRun final : public ServerCodecSink {
     Add(Cat("login-failed ", e.code, " fatal=", e.fatal ? 1 : 0, " ", e.message,
             " raw=", Bytes(e.raw)));
   }
+  void OnTlsOffer(bool accepted) override { Add(Cat("tls-offer ", accepted ? 1 : 0)); }
   void OnReadyForQuery(TxState state) override {
     Add(state == TxState::kIdle            ? "ready idle"
         : state == TxState::kInTransaction ? "ready trans"
@@ -613,6 +614,137 @@ TEST(MysqlServerCodecTest, AccessDeniedAfterResponse) {
                            "'wp_user'@'localhost' raw=",
                            Bytes(err)));
   EXPECT_EQ(events[3], "stop");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS (ServerLogin::tls): after the greeting the codec sends the SSL request where the server
+// offers CLIENT_SSL, says whether it did (OnTlsOffer), and waits for ContinueLogin, which sends the
+// HandshakeResponse41.
+
+ServerLogin TlsLogin() {
+  ServerLogin login = Login();
+  login.tls = true;
+  return login;
+}
+
+Action Continue(bool encrypted) {
+  return Call(Cat("continue ", encrypted ? "encrypted" : "plain"),
+              [encrypted](ServerCodec& c) { c.ContinueLogin(encrypted); });
+}
+
+// The flags the codec asks a MySQL 8 server for by default.
+constexpr uint32_t kDefaultMySql8Flags =
+    (ServerCodec::kDefaultClientFlags & kMySql8Caps) | kConnectWithDb;
+
+// The SSL request: the fixed head of a HandshakeResponse41, sequence id 1.
+std::string ExpectedSslRequest(uint32_t flags) {
+  Writer w;
+  w.U32(flags).U32(0x01000000).U8(45).Bytes(std::string(23, '\0'));
+  return Pkt(1, w.payload());
+}
+
+std::string Reframe(uint8_t seq, std::string_view packet) { return Pkt(seq, packet.substr(4)); }
+
+TEST(MysqlServerTlsTest, SslRequestThenResponseThroughTls) {
+  ASSERT_NE(kMySql8Caps & kSsl, 0u);
+  std::string handshake = Handshake("mysql_native_password", kMySql8Caps, "8.0.36");
+  std::string ok = Pkt(3, Ok());
+  Script script = {Feed(handshake), Continue(true), Feed(ok)};
+  auto events = RunAllWays(TlsLogin(), script);
+  const uint32_t flags = kDefaultMySql8Flags | kSsl;
+  std::string response =
+      Reframe(2, ExpectedResponse(flags, NativePasswordResponse(kPassword, kScramble),
+                                  "mysql_native_password"));
+  EXPECT_EQ(Join(events), Join({Cat("send ", Bytes(ExpectedSslRequest(flags))), "tls-offer 1",
+                                Cat("consume ", handshake.size()), "call continue encrypted",
+                                Cat("send ", Bytes(response)), "login-complete",
+                                Cat("consume ", ok.size()), "end buffered=0"}));
+  Execute(TlsLogin(), script, Mode::kWhole, 0, {}, [&](CodecRun& run) {
+    EXPECT_NE(run.codec().client_flags() & kSsl, 0u);
+    ASSERT_EQ(run.sent().size(), 2u);
+    EXPECT_EQ(run.sent()[0].size(), 4u + 32u);
+  });
+}
+
+TEST(MysqlServerTlsTest, NoSslInTheGreetingWaitsForContinueLogin) {
+  ASSERT_EQ(kMariaDbCaps & kSsl, 0u);
+  std::string handshake = Handshake("mysql_native_password");
+  std::string ok = Pkt(2, Ok());
+  auto events = RunAllWays(TlsLogin(), {Feed(handshake), Continue(false), Feed(ok)});
+  EXPECT_EQ(Join(events), Join({"tls-offer 0", Cat("consume ", handshake.size()),
+                                "call continue plain", Cat("send ", Bytes(NativeLoginResponse())),
+                                "login-complete", Cat("consume ", ok.size()), "end buffered=0"}));
+  const std::string response = NativeLoginResponse();
+  EXPECT_EQ(response[3], 1) << "sequence id 1, as without TLS";
+  Reader r(AsBytes(response).subspan(4));
+  EXPECT_EQ(r.U32().value_or(kSsl) & kSsl, 0u) << "no CLIENT_SSL";
+}
+
+// Whatever the server sends before the TLS handshake did not come through it.
+TEST(MysqlServerTlsTest, ServerBytesBeforeContinueLoginFailTheLogin) {
+  for (uint32_t caps : {kMySql8Caps, kMariaDbCaps}) {
+    SCOPED_TRACE(caps);
+    std::string handshake = Handshake("mysql_native_password", caps);
+    auto events = RunAllWays(TlsLogin(), {Feed(handshake + Pkt(2, Ok()))});
+    ASSERT_GE(events.size(), 4u) << Join(events);
+    EXPECT_EQ(events[events.size() - 2], "stop");
+    EXPECT_EQ(events[events.size() - 3].rfind(
+                  "login-failed 1156 fatal=1 wirepool could not log in to the server: the server "
+                  "sent unencrypted data before the TLS handshake",
+                  0),
+              0u)
+        << Join(events);
+    EXPECT_EQ(events[events.size() - 4], Cat("consume ", handshake.size())) << Join(events);
+  }
+}
+
+// Inside TLS the caching_sha2 password goes as it is, NUL-terminated, with no key request.
+TEST(MysqlServerTlsTest, CachingSha2FullAuthInCleartextInsideTls) {
+  std::string handshake = Handshake("caching_sha2_password", kMySql8Caps, "8.0.36");
+  std::string more = Pkt(3, std::string("\x01\x04", 2));
+  std::string ok = Pkt(5, Ok());
+  auto events = RunAllWays(TlsLogin(), {Feed(handshake), Continue(true), Feed(more + ok)});
+  const uint32_t flags = kDefaultMySql8Flags | kSsl;
+  std::string response = Reframe(
+      2,
+      ExpectedResponse(flags, CachingSha2Response(kPassword, kScramble), "caching_sha2_password"));
+  EXPECT_EQ(Join(events),
+            Join({Cat("send ", Bytes(ExpectedSslRequest(flags))), "tls-offer 1",
+                  Cat("consume ", handshake.size()), "call continue encrypted",
+                  Cat("send ", Bytes(response)), Cat("send ", Bytes(Pkt(4, Cat(kPassword, '\0')))),
+                  Cat("consume ", more.size()), "login-complete", Cat("consume ", ok.size()),
+                  "end buffered=0"}));
+}
+
+// A server without TLS: the password still travels under its RSA key.
+TEST(MysqlServerTlsTest, CachingSha2WithoutTlsStillAsksForTheKey) {
+  const RsaKeyPair& keys = TestKeys();
+  const uint32_t caps = kMySql8Caps & ~uint32_t{kSsl};
+  std::string handshake = Handshake("caching_sha2_password", caps, "8.0.36");
+  std::string more = Pkt(2, std::string("\x01\x04", 2));
+  std::string key = Pkt(4, Cat("\x01", keys.public_pem()));
+  std::string ok = Pkt(6, Ok());
+  RunOptions options;
+  options.redact_sends_over = 200;  // the OAEP ciphertext differs on every run
+  auto events =
+      RunAllWays(TlsLogin(), {Feed(handshake), Continue(false), Feed(more + key + ok)}, options);
+  ASSERT_GE(events.size(), 8u) << Join(events);
+  EXPECT_EQ(events[0], "tls-offer 0");
+  EXPECT_EQ(events[2], "call continue plain");
+  EXPECT_EQ(events[4], Cat("send ", Bytes(Pkt(3, "\x02"))));
+  EXPECT_EQ(events[6], "send 260 bytes");
+  EXPECT_EQ(events[8], "login-complete");
+}
+
+// ContinueLogin means something only while the codec waits for it.
+TEST(MysqlServerTlsTest, ContinueLoginOutOfTurnIsIgnored) {
+  std::string handshake = Handshake("mysql_native_password");
+  auto events =
+      RunAllWays(Login(), {Continue(true), Feed(handshake), Continue(true), Feed(Pkt(2, Ok()))});
+  EXPECT_EQ(Join(events),
+            Join({"call continue encrypted", Cat("send ", Bytes(NativeLoginResponse())),
+                  Cat("consume ", handshake.size()), "call continue encrypted", "login-complete",
+                  Cat("consume ", Pkt(2, Ok()).size()), "end buffered=0"}));
 }
 
 TEST(MysqlServerCodecTest, BadHandshakesFailLogin) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -734,6 +736,278 @@ TEST(ConfigLoaderTest, StartupParameters) {
   EXPECT_EQ(std::string(settings.status().message()),
             "users[0].startup_parameters.app.tenant (line 4): not a MySQL system variable name "
             "(proxies[0] is a mysql proxy)");
+}
+
+// ---- client_tls, backend_tls, auth_failure_* ---------------------------------------------------
+
+using core::TlsMode;
+
+// kUsers + kProxy with more lines in the proxy's map.
+std::string WithProxyLines(absl::string_view lines) { return absl::StrCat(kUsers, kProxy, lines); }
+
+TEST(ConfigLoaderTest, TlsDefaults) {
+  absl::StatusOr<Settings> settings = Load(
+      absl::StrCat(kUsers,
+                   "proxies:\n  - name: pg\n    protocol: postgres\n    listen: 127.0.0.1:6432\n"
+                   "    backends: [\"db1.internal:5433\", \"db2.internal:5432\"]\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  const ProxySettings& proxy = settings->proxies[0];
+  // No certificate: nothing offered to clients; towards the backends TLS when the server has it.
+  EXPECT_EQ(proxy.client_tls.mode, TlsMode::kDisable);
+  EXPECT_EQ(proxy.client_tls.min_version, "1.2");
+  EXPECT_EQ(proxy.client_tls.cert_file, "");
+  EXPECT_EQ(proxy.backend_tls.mode, TlsMode::kPrefer);
+  EXPECT_EQ(proxy.backend_tls.min_version, "1.2");
+  // verify-full checks the first backend's host unless told another name.
+  EXPECT_EQ(proxy.backend_tls.server_name, "db1.internal");
+
+  settings = Load(WithProxyLines(
+      "    client_tls: {cert_file: /etc/wp/server.crt, key_file: /etc/wp/server.key}\n"
+      "    backend_tls: {server_name: pg.example.com}\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  // A certificate alone turns TLS on for clients that ask for it.
+  EXPECT_EQ(settings->proxies[0].client_tls.mode, TlsMode::kPrefer);
+  EXPECT_EQ(settings->proxies[0].client_tls.cert_file, "/etc/wp/server.crt");
+  EXPECT_EQ(settings->proxies[0].client_tls.key_file, "/etc/wp/server.key");
+  EXPECT_EQ(settings->proxies[0].backend_tls.mode, TlsMode::kPrefer);
+  EXPECT_EQ(settings->proxies[0].backend_tls.server_name, "pg.example.com");
+}
+
+TEST(ConfigLoaderTest, TlsEveryFieldIsRead) {
+  absl::StatusOr<Settings> settings = Load(WithProxyLines(R"(    client_tls:
+      mode: verify-full
+      cert_file: /etc/wp/server.crt
+      key_file: /etc/wp/server.key
+      ca_file: /etc/wp/clients-ca.crt
+      min_version: "1.3"
+      ciphers: ECDHE-RSA-AES256-GCM-SHA384
+    backend_tls:
+      mode: verify-ca
+      ca_file: /etc/wp/db-ca.crt
+      cert_file: /etc/wp/proxy.crt
+      key_file: /etc/wp/proxy.key
+      server_name: db.internal
+      min_version: "1.3"
+      ciphers: HIGH
+)"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  const core::TlsConfig& client = settings->proxies[0].client_tls;
+  EXPECT_EQ(client.mode, TlsMode::kVerifyFull);
+  EXPECT_EQ(client.cert_file, "/etc/wp/server.crt");
+  EXPECT_EQ(client.key_file, "/etc/wp/server.key");
+  EXPECT_EQ(client.ca_file, "/etc/wp/clients-ca.crt");
+  EXPECT_EQ(client.min_version, "1.3");
+  EXPECT_EQ(client.ciphers, "ECDHE-RSA-AES256-GCM-SHA384");
+  const core::TlsConfig& backend = settings->proxies[0].backend_tls;
+  EXPECT_EQ(backend.mode, TlsMode::kVerifyCa);
+  EXPECT_EQ(backend.ca_file, "/etc/wp/db-ca.crt");
+  EXPECT_EQ(backend.cert_file, "/etc/wp/proxy.crt");
+  EXPECT_EQ(backend.key_file, "/etc/wp/proxy.key");
+  EXPECT_EQ(backend.server_name, "db.internal");
+  EXPECT_EQ(backend.min_version, "1.3");
+  EXPECT_EQ(backend.ciphers, "HIGH");
+}
+
+TEST(ConfigLoaderTest, TlsModesByName) {
+  constexpr char kCert[] = "cert_file: /c.crt, key_file: /c.key, ca_file: /ca.crt";
+  const std::pair<const char*, TlsMode> kModes[] = {
+      {"disable", TlsMode::kDisable},    {"allow", TlsMode::kAllow},
+      {"prefer", TlsMode::kPrefer},      {"require", TlsMode::kRequire},
+      {"verify-ca", TlsMode::kVerifyCa}, {"verify-full", TlsMode::kVerifyFull},
+  };
+  for (const auto& [name, mode] : kModes) {
+    absl::StatusOr<Settings> settings =
+        Load(WithProxyLines(absl::StrCat("    client_tls: {mode: ", name, ", ", kCert, "}\n",
+                                         "    backend_tls: {mode: ", name, "}\n")));
+    ASSERT_TRUE(settings.ok()) << name << ": " << settings.status();
+    EXPECT_EQ(settings->proxies[0].client_tls.mode, mode) << name;
+    EXPECT_EQ(settings->proxies[0].backend_tls.mode, mode) << name;
+  }
+}
+
+TEST(ConfigLoaderTest, UnknownTlsModeNamesTheAllowedOnes) {
+  EXPECT_THAT(
+      Errors(WithProxyLines("    client_tls: {mode: verify_full, cert_file: /c.crt, "
+                            "key_file: /c.key}\n"
+                            "    backend_tls: {mode: Require}\n")),
+      ElementsAre("proxies[0].client_tls.mode (line 10): unknown mode 'verify_full' (expected "
+                  "disable, allow, prefer, require, verify-ca or verify-full)",
+                  "proxies[0].backend_tls.mode (line 11): unknown mode 'Require' (expected "
+                  "disable, allow, prefer, require, verify-ca or verify-full)"));
+  // PgBouncer's name for "off" is not one of libpq's.
+  EXPECT_THAT(ErrorText(WithProxyLines("    backend_tls: {mode: \"off\"}\n")),
+              HasSubstr("unknown mode 'off'"));
+}
+
+TEST(ConfigLoaderTest, TlsCertificateAndKeyGoTogether) {
+  EXPECT_THAT(ErrorText(WithProxyLines("    client_tls: {cert_file: /c.crt}\n")),
+              HasSubstr("proxies[0].client_tls (line 10): cert_file and key_file go together"));
+  EXPECT_THAT(ErrorText(WithProxyLines("    client_tls: {mode: disable, key_file: /c.key}\n")),
+              HasSubstr("proxies[0].client_tls (line 10): cert_file and key_file go together"));
+  EXPECT_THAT(ErrorText(WithProxyLines("    backend_tls: {cert_file: /p.crt}\n")),
+              HasSubstr("proxies[0].backend_tls (line 10): cert_file and key_file go together"));
+  EXPECT_THAT(ErrorText(WithProxyLines("    backend_tls: {key_file: /p.key}\n")),
+              HasSubstr("cert_file and key_file go together"));
+}
+
+TEST(ConfigLoaderTest, ClientTlsModesOtherThanDisableNeedACertificate) {
+  for (const char* mode : {"allow", "prefer", "require"}) {
+    EXPECT_THAT(Errors(WithProxyLines(absl::StrCat("    client_tls: {mode: ", mode, "}\n"))),
+                ElementsAre(absl::StrCat("proxies[0].client_tls (line 10): mode ", mode,
+                                         " needs cert_file and key_file")))
+        << mode;
+  }
+  absl::StatusOr<Settings> settings = Load(WithProxyLines("    client_tls: {mode: disable}\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].client_tls.mode, TlsMode::kDisable);
+  // The backend leg presents a certificate only when given one.
+  settings = Load(WithProxyLines("    backend_tls: {mode: require}\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].backend_tls.mode, TlsMode::kRequire);
+}
+
+TEST(ConfigLoaderTest, ClientVerifyModesNeedACaFile) {
+  for (const char* mode : {"verify-ca", "verify-full"}) {
+    EXPECT_THAT(
+        Errors(WithProxyLines(absl::StrCat("    client_tls: {mode: ", mode,
+                                           ", cert_file: /c.crt, key_file: /c.key}\n"))),
+        ElementsAre(absl::StrCat("proxies[0].client_tls (line 10): mode ", mode,
+                                 " needs ca_file (the CA client certificates must chain to)")))
+        << mode;
+    // Without a certificate either, both problems are told.
+    EXPECT_THAT(Errors(WithProxyLines(absl::StrCat("    client_tls: {mode: ", mode, "}\n"))),
+                ElementsAre(HasSubstr("needs cert_file and key_file"), HasSubstr("needs ca_file")))
+        << mode;
+    // The backend leg checks against the system's CAs when it has no ca_file.
+    absl::StatusOr<Settings> settings =
+        Load(WithProxyLines(absl::StrCat("    backend_tls: {mode: ", mode, "}\n")));
+    ASSERT_TRUE(settings.ok()) << mode << ": " << settings.status();
+    EXPECT_EQ(settings->proxies[0].backend_tls.ca_file, "");
+  }
+}
+
+TEST(ConfigLoaderTest, TlsMinVersionIsOneTwoOrOneThree) {
+  for (const char* version : {"\"1.2\"", "\"1.3\"", "1.2", "1.3"}) {
+    absl::StatusOr<Settings> settings = Load(WithProxyLines(
+        absl::StrCat("    client_tls: {cert_file: /c.crt, key_file: /c.key, min_version: ", version,
+                     "}\n    backend_tls: {min_version: ", version, "}\n")));
+    ASSERT_TRUE(settings.ok()) << version << ": " << settings.status();
+    EXPECT_EQ(settings->proxies[0].client_tls.min_version,
+              std::string(absl::StripPrefix(absl::StripSuffix(version, "\""), "\"")));
+  }
+  for (const char* version : {"\"1.0\"", "\"1.1\"", "\"1.4\"", "TLSv1.3", "\"\"", "\"1.3 \""}) {
+    EXPECT_THAT(Errors(WithProxyLines(absl::StrCat(
+                    "    client_tls: {cert_file: /c.crt, key_file: /c.key, min_version: ", version,
+                    "}\n    backend_tls: {min_version: ", version, "}\n"))),
+                ElementsAre("proxies[0].client_tls.min_version (line 10): must be \"1.2\" or "
+                            "\"1.3\"",
+                            "proxies[0].backend_tls.min_version (line 11): must be \"1.2\" or "
+                            "\"1.3\""))
+        << version;
+  }
+}
+
+TEST(ConfigLoaderTest, LoadFileTakesRelativeTlsFilesFromItsDirectory) {
+  TempFile config("tls_relative.yaml", WithProxyLines(R"(    client_tls:
+      mode: verify-ca
+      cert_file: server.crt
+      key_file: keys/server.key
+      ca_file: /abs/clients-ca.crt
+    backend_tls:
+      mode: verify-full
+      ca_file: ../db-ca.crt
+      cert_file: proxy.crt
+      key_file: proxy.key
+)"));
+  absl::StatusOr<Settings> settings = LoadFile(config.path(), Options());
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  const std::filesystem::path dir = std::filesystem::path(config.path()).parent_path();
+  const core::TlsConfig& client = settings->proxies[0].client_tls;
+  EXPECT_EQ(client.cert_file, (dir / "server.crt").string());
+  EXPECT_EQ(client.key_file, (dir / "keys/server.key").string());
+  EXPECT_EQ(client.ca_file, "/abs/clients-ca.crt");
+  const core::TlsConfig& backend = settings->proxies[0].backend_tls;
+  EXPECT_EQ(backend.ca_file, (dir / "../db-ca.crt").string());
+  EXPECT_EQ(backend.cert_file, (dir / "proxy.crt").string());
+  EXPECT_EQ(backend.key_file, (dir / "proxy.key").string());
+  // The files are read when the proxy starts, not by the loader: none of these exist.
+  EXPECT_FALSE(std::filesystem::exists(client.cert_file));
+
+  // From a string there is no directory: the names stay as written.
+  settings =
+      Load(WithProxyLines("    client_tls: {cert_file: server.crt, key_file: server.key}\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].client_tls.cert_file, "server.crt");
+}
+
+TEST(ConfigLoaderTest, AuthFailureDefaults) {
+  absl::StatusOr<Settings> settings = Load(absl::StrCat(kUsers, kProxy));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].auth_failure_delay, absl::Milliseconds(500));
+  EXPECT_EQ(settings->proxies[0].auth_failure_limit, 20u);
+  EXPECT_EQ(settings->proxies[0].auth_failure_ban, absl::Minutes(1));
+
+  settings = Load(WithProxyLines(
+      "    auth_failure_delay: 2s\n    auth_failure_limit: 3\n    auth_failure_ban: 1h30m\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].auth_failure_delay, absl::Seconds(2));
+  EXPECT_EQ(settings->proxies[0].auth_failure_limit, 3u);
+  EXPECT_EQ(settings->proxies[0].auth_failure_ban, absl::Minutes(90));
+}
+
+TEST(ConfigLoaderTest, AuthFailureDelay) {
+  // 0 turns the delay off.
+  absl::StatusOr<Settings> settings = Load(WithProxyLines("    auth_failure_delay: 0\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].auth_failure_delay, absl::ZeroDuration());
+  settings = Load(WithProxyLines("    auth_failure_delay: 0s\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].auth_failure_delay, absl::ZeroDuration());
+
+  // The failed client must get its error before client_login_timeout closes it.
+  EXPECT_THAT(Errors(WithProxyLines("    auth_failure_delay: 15s\n")),
+              ElementsAre("proxies[0].auth_failure_delay (line 10): must be shorter than "
+                          "client_login_timeout"));
+  EXPECT_THAT(Errors(WithProxyLines("    client_login_timeout: 2s\n    auth_failure_delay: 3s\n")),
+              ElementsAre("proxies[0].auth_failure_delay (line 11): must be shorter than "
+                          "client_login_timeout"));
+  EXPECT_THAT(Errors(WithProxyLines("    auth_failure_delay: 2s\n    client_login_timeout: 2s\n")),
+              ElementsAre(HasSubstr("auth_failure_delay (line 10): must be shorter than")));
+  settings = Load(WithProxyLines("    client_login_timeout: 2s\n    auth_failure_delay: 1999ms\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].auth_failure_delay, absl::Milliseconds(1999));
+  // The default delay (500ms) against a short login timeout.
+  EXPECT_THAT(ErrorText(WithProxyLines("    client_login_timeout: 500ms\n")),
+              HasSubstr("auth_failure_delay"));
+
+  EXPECT_THAT(ErrorText(WithProxyLines("    auth_failure_delay: -1s\n")),
+              HasSubstr("duration '-1s' must not be negative"));
+  EXPECT_THAT(ErrorText(WithProxyLines("    auth_failure_delay: 1\n")),
+              HasSubstr("proxies[0].auth_failure_delay (line 10): invalid duration '1'"));
+}
+
+TEST(ConfigLoaderTest, AuthFailureLimitAndBan) {
+  // A limit of 0 never bans.
+  absl::StatusOr<Settings> settings = Load(WithProxyLines("    auth_failure_limit: 0\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].auth_failure_limit, 0u);
+
+  EXPECT_THAT(ErrorText(WithProxyLines("    auth_failure_limit: -1\n")),
+              HasSubstr("proxies[0].auth_failure_limit (line 10): expected a non-negative "
+                        "integer"));
+  EXPECT_THAT(ErrorText(WithProxyLines("    auth_failure_limit: lots\n")),
+              HasSubstr("proxies[0].auth_failure_limit (line 10)"));
+
+  // A ban must last.
+  EXPECT_THAT(Errors(WithProxyLines("    auth_failure_ban: 0\n")),
+              ElementsAre("proxies[0].auth_failure_ban (line 10): must be greater than 0"));
+  EXPECT_THAT(Errors(WithProxyLines("    auth_failure_ban: 0s\n    auth_failure_limit: 0\n")),
+              ElementsAre("proxies[0].auth_failure_ban (line 10): must be greater than 0"));
+  EXPECT_THAT(ErrorText(WithProxyLines("    auth_failure_ban: -5m\n")),
+              HasSubstr("must not be negative"));
+  settings = Load(WithProxyLines("    auth_failure_ban: 250ms\n"));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->proxies[0].auth_failure_ban, absl::Milliseconds(250));
 }
 
 }  // namespace
