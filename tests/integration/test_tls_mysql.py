@@ -585,6 +585,19 @@ def test_backend_disable_fails_for_tls_only_user(my_env, my_wirepool, my_config,
         conn.close()
 
 
+def test_backend_allow_tries_plaintext_then_tls(my_env, my_wirepool, my_config, mytls, native):
+    """allow: the REQUIRE SSL user's refused plaintext login is tried again through TLS; the
+    native user stays in plaintext."""
+    wp, port = start(my_wirepool, my_config, [mytls, native], backend_tls={"mode": "allow"})
+    for account, encrypted in ((mytls, True), (native, False)):
+        conn = my_connect("127.0.0.1", port, account.name, account.password,
+                          database=my_env["WP_MY_DB"])
+        try:
+            assert bool(ssl_cipher(conn)) == encrypted, account.name
+        finally:
+            conn.close()
+
+
 # ---------------------------------------------------------------- 6. KILL QUERY over TLS
 
 

@@ -477,6 +477,25 @@ def test_backend_disable_fails_for_tls_only_role(env, wirepool, config, tlsonly,
         conn.close()
 
 
+def test_backend_allow_tries_plaintext_then_tls(env, wirepool, config, tlsonly, role):
+    """allow, as libpq's: plaintext first; the TLS-only role's refused plaintext login is tried
+    again through TLS, while an ordinary role stays in plaintext."""
+    cfg = config([tlsonly, role], backend_tls={"mode": "allow"})
+    cfg["log_level"] = "debug"
+    wp = wirepool(cfg)
+    conn = connect(env, wp.port(), tlsonly.name, tlsonly.password, sslmode="disable")
+    try:
+        assert backend_ssl(conn)[0] is True
+    finally:
+        conn.close()
+    assert wp.wait_log(r"plaintext login refused \(28000 .*\): trying TLS"), wp.log_tail(30)
+    conn = connect(env, wp.port(), role.name, role.password, sslmode="disable")
+    try:
+        assert backend_ssl(conn)[0] is False
+    finally:
+        conn.close()
+
+
 def test_backend_require_against_server_without_tls(env, wirepool, config, tlsonly):
     fake = NoTlsServer()
     try:
@@ -787,3 +806,260 @@ def test_no_secret_in_log(env, wirepool, config, certs, sandbox_tls, make_role, 
         secrets += key_material(key)
     found = leaked_secrets(log, secrets)
     assert not found, f"wirepool's log holds secrets: {found}"
+
+
+# ---------------------------------------------------------------- 12. direct TLS (PostgreSQL 17)
+# PostgreSQL 17's sslnegotiation=direct: the client opens with its TLS hello, no SSLRequest, and
+# must name the protocol by ALPN ("postgresql"). No PostgreSQL 17 client (libpq 17, psql 17) is
+# installable here, so these tests are the test of that path: Python's ssl module plays the
+# client, handshaking at once with ALPN, then speaking protocol 3.0 inside TLS.
+
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+
+from wpwire import message, parse_error_fields  # noqa: E402
+
+PG_ALPN = "postgresql"
+TLS_HANDSHAKE_RECORD = b"\x16"
+
+
+def direct_tls(env, port, ctx, timeout=10):
+    """A RawPg whose first bytes are a TLS hello (no SSLRequest); the handshake is done when
+    this returns (ssl errors and resets propagate)."""
+    c = RawPg(env["WP_PG_HOST"], port, timeout=timeout)
+    try:
+        c.sock = ctx.wrap_socket(c.sock, server_hostname=env["WP_PG_HOST"])
+        return c
+    except BaseException:
+        c.close()
+        raise
+
+
+def direct_context(certs, alpn=(PG_ALPN,)):
+    ctx = client_context(certs.ca_cert)
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def client_hello(alpn=(PG_ALPN,)):
+    """The bytes of a TLS ClientHello, made by Python's ssl over memory BIOs."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = outgoing.read()
+    assert hello[:1] == TLS_HANDSHAKE_RECORD, hello[:8]
+    return hello
+
+
+def tls_read_until_closed(sock, timeout):
+    """read_until_closed for an SSL socket: a TLS alert or an unexpected EOF is a close too."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout", data
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return "timeout", data
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+            return "closed", data
+        if not chunk:
+            return "closed", data
+        data += chunk
+
+
+class ScramPlusClient:
+    """SCRAM-SHA-256-PLUS with tls-server-end-point (RFC 5929): the binding data is the SHA-256 of
+    the server's certificate (the test CA signs with SHA-256)."""
+
+    GS2 = b"p=tls-server-end-point,,"
+
+    def __init__(self, password, server_cert_der):
+        self.password = password.encode()
+        self.binding = hashlib.sha256(server_cert_der).digest()
+        self.nonce = base64.b64encode(os.urandom(18)).decode()
+        self.first_bare = f"n=,r={self.nonce}"
+        self.auth_message = None
+        self.salted = None
+
+    def client_first(self):
+        return self.GS2 + self.first_bare.encode()
+
+    def client_final(self, server_first):
+        server_first = server_first.decode()
+        attrs = dict(item.split("=", 1) for item in server_first.split(","))
+        assert attrs["r"].startswith(self.nonce), server_first
+        self.salted = hashlib.pbkdf2_hmac("sha256", self.password, base64.b64decode(attrs["s"]),
+                                          int(attrs["i"]))
+        client_key = hmac.new(self.salted, b"Client Key", hashlib.sha256).digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        cbind = base64.b64encode(self.GS2 + self.binding).decode()
+        without_proof = f"c={cbind},r={attrs['r']}"
+        self.auth_message = f"{self.first_bare},{server_first},{without_proof}".encode()
+        signature = hmac.new(stored_key, self.auth_message, hashlib.sha256).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+    def server_signature_ok(self, data):
+        attrs = dict(item.split("=", 1) for item in data.decode().split(","))
+        server_key = hmac.new(self.salted, b"Server Key", hashlib.sha256).digest()
+        expected = hmac.new(server_key, self.auth_message, hashlib.sha256).digest()
+        return "v" in attrs and hmac.compare_digest(base64.b64decode(attrs["v"]), expected)
+
+
+def scram_plus_login(c, user, password, database, cert_der):
+    """SCRAM-SHA-256-PLUS over the RawPg's TLS; returns when ReadyForQuery arrives, raises PgError
+    on an ErrorResponse."""
+    mechanisms = sasl_mechanisms(c, user, database)
+    assert "SCRAM-SHA-256-PLUS" in mechanisms, mechanisms
+    scram = ScramPlusClient(password, cert_der)
+    first = scram.client_first()
+    c.send(message(b"p", b"SCRAM-SHA-256-PLUS\x00" + struct.pack("!i", len(first)) + first))
+    while True:
+        kind, payload = c.read_message()
+        if kind == b"E":
+            raise PgError(parse_error_fields(payload), "auth")
+        if kind == b"R":
+            (code,) = struct.unpack("!I", payload[:4])
+            if code == 11:
+                c.send(message(b"p", scram.client_final(payload[4:])))
+            elif code == 12:
+                assert scram.server_signature_ok(payload[4:]), "bad SCRAM server signature"
+            else:
+                assert code == 0, f"unexpected auth request {code}"
+        elif kind == b"Z":
+            return
+
+
+@pytest.mark.parametrize("mode", ["prefer", "require"])
+def test_direct_tls_with_alpn(env, wirepool, config, certs, role, mode):
+    wp = wirepool(config([role], client_auth="scram-sha-256", client_tls=client_tls(certs, mode)))
+    port = wp.port()
+
+    # Handshake at once, then a StartupMessage inside TLS: an AuthenticationSASL that offers
+    # channel binding (so the proxy knows this is TLS, and under require does not refuse it).
+    c = direct_tls(env, port, direct_context(certs))
+    try:
+        assert c.sock.selected_alpn_protocol() == PG_ALPN
+        assert c.sock.version() in ("TLSv1.2", "TLSv1.3"), c.sock.version()
+        mechanisms = sasl_mechanisms(c, role.name, env["WP_PG_DB"])
+    finally:
+        c.close()
+    assert "SCRAM-SHA-256-PLUS" in mechanisms and "SCRAM-SHA-256" in mechanisms, mechanisms
+
+    # The whole login with channel binding to the certificate this connection saw, and a query.
+    c = direct_tls(env, port, direct_context(certs))
+    try:
+        scram_plus_login(c, role.name, role.password, env["WP_PG_DB"],
+                         c.sock.getpeercert(binary_form=True))
+        assert c.query("SELECT current_user") == [(role.name,)]
+        assert c.query("SELECT 6 * 7") == [("42",)]
+    finally:
+        c.terminate()
+
+    # Binding data of another certificate: refused (the binding is really checked).
+    c = direct_tls(env, port, direct_context(certs))
+    try:
+        with open(certs.wrong_server_cert) as f:
+            other_der = ssl.PEM_cert_to_DER_cert(f.read())
+        with pytest.raises(PgError) as ei:
+            scram_plus_login(c, role.name, role.password, env["WP_PG_DB"], other_der)
+        print("wrong channel binding:", ei.value)
+    finally:
+        c.close()
+    # A wrong password over direct TLS: the ordinary 28P01.
+    c = direct_tls(env, port, direct_context(certs))
+    try:
+        with pytest.raises(PgError) as ei:
+            c.login(role.name, role.password + "-wrong", env["WP_PG_DB"])
+        assert ei.value.sqlstate == "28P01", ei.value.fields
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("alpn", [None, ("http/1.1",)], ids=["no-alpn", "other-alpn"])
+def test_direct_tls_without_postgresql_alpn_refused(env, wirepool, config, certs, role, alpn):
+    wp = wirepool(config([role], client_tls=client_tls(certs, "prefer")))
+    port = wp.port()
+    before = len(wp.log_text())
+    try:
+        c = direct_tls(env, port, direct_context(certs, alpn=alpn), timeout=5)
+    except (ssl.SSLError, ConnectionError) as e:
+        # The handshake itself may fail (a fatal alert for a protocol that is not ours).
+        print("handshake refused:", e)
+        outcome, data = "closed", b""
+    else:
+        try:
+            try:
+                c.send(startup_packet(role.name, env["WP_PG_DB"]))
+            except (ssl.SSLError, ConnectionError):
+                pass
+            outcome, data = tls_read_until_closed(c.sock, 5)
+        finally:
+            c.close()
+    assert outcome == "closed", f"still open after 5 s, got {data!r}"
+    assert not data.startswith(b"R"), f"asked for a password: {data!r}"
+    assert data == b"", f"the proxy answered inside TLS: {data!r}"
+    if alpn is None:
+        assert wp.wait_log(r"direct TLS from 127\.0\.0\.1:\d+ without ALPN", start=before), \
+            wp.log_tail(20)
+    # The proxy goes on: an SSLRequest client and a direct one with ALPN get in.
+    conn = tls_connect(env, port, role.name, role.password, certs)
+    try:
+        assert scalar(conn, "SELECT 1") == 1
+    finally:
+        conn.close()
+    c = direct_tls(env, port, direct_context(certs))
+    try:
+        c.login(role.name, role.password, env["WP_PG_DB"])
+        assert c.query("SELECT 2") == [("2",)]
+    finally:
+        c.terminate()
+    assert wp.poll() is None
+
+
+@pytest.mark.parametrize("tls", ["absent", "disable"])
+def test_direct_tls_refused_when_client_tls_is_off(env, wirepool, config, certs, role, tls):
+    extra = {} if tls == "absent" else {"client_tls": client_tls(certs, "disable")}
+    wp = wirepool(config([role], **extra))
+    port = wp.port()
+    other = connect(env, port, role.name, role.password, sslmode="disable")
+    try:
+        # A TLS hello where a startup packet belongs: closed, never a ServerHello.
+        s = socket.create_connection((env["WP_PG_HOST"], port), timeout=5)
+        try:
+            s.sendall(client_hello())
+            outcome, data = read_until_closed(s, 5)
+        finally:
+            s.close()
+        assert outcome == "closed", f"still open after 5 s, got {data!r}"
+        assert not data.startswith(TLS_HANDSHAKE_RECORD), f"a TLS answer: {data[:16]!r}"
+        # Read as a startup packet of absurd length, as PostgreSQL before 17 does: at most a
+        # plaintext protocol violation.
+        assert data == b"" or (data[:1] == b"E" and b"C08P01\x00" in data), data
+
+        # Python's ssl client sees a failed handshake.
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            direct_tls(env, port, direct_context(certs), timeout=5).close()
+
+        # Nothing else is disturbed.
+        assert scalar(other, "SELECT 41 + 1") == 42
+        conn = connect(env, port, role.name, role.password, sslmode="disable")
+        try:
+            assert scalar(conn, "SELECT current_user") == role.name
+        finally:
+            conn.close()
+        assert wp.poll() is None
+    finally:
+        other.close()
