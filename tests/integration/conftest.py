@@ -32,6 +32,36 @@ SANITIZER_RE = re.compile(
 )
 
 
+# Every wirepool log of this run, and every secret the run handed out (sandbox passwords, roles'
+# passwords): at the end of the session no log may hold any of them (secrets never reach a log
+# line, whatever test exercised them).
+_RUN_LOGS = []
+_RUN_SECRETS = set()
+
+
+def remember_secret(secret):
+    if secret and len(secret) >= 8:
+        _RUN_SECRETS.add(secret)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    secrets_ = set(_RUN_SECRETS)
+    secrets_.update(v for k, v in os.environ.items()
+                    if k.startswith("WP_") and k.endswith("_PASSWORD") and len(v) >= 8)
+    leaks = []
+    for path in _RUN_LOGS:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        leaks.extend(f"{path}: holds a secret ({s[:2]}...)" for s in secrets_ if s in text)
+    if leaks:
+        print("\nSECRET IN A WIREPOOL LOG:\n" + "\n".join(leaks))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif _RUN_LOGS:
+        print(f"\nsecrets audit: {len(_RUN_LOGS)} wirepool logs, {len(secrets_)} secrets, none found")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On failure, attach the tail of every wirepool log the test started."""
@@ -79,6 +109,7 @@ def make_role(env):
                 limit = "" if connection_limit is None else f" CONNECTION LIMIT {int(connection_limit)}"
                 cur.execute(f'CREATE ROLE "{name}" LOGIN{limit} PASSWORD %s', (password,))
                 created.append(name)
+                remember_secret(password)
                 cur.execute(f'CREATE SCHEMA AUTHORIZATION "{name}"')
         finally:
             conn.close()
@@ -143,6 +174,7 @@ def _wirepool_factory(request, binary, tmp_path, prefix, default_proxy):
         cfg_path.write_text(config_text(cfg))
         wp = Wirepool(binary, cfg_path, tmp_path / f"{prefix}-{n}.log", extra_env)
         started.append(wp)
+        _RUN_LOGS.append(wp.log_path)
         if wait_for is None:
             if isinstance(cfg, dict):
                 wait_for = [p["name"] for p in cfg.get("proxies", [])]
