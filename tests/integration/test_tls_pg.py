@@ -337,6 +337,24 @@ def test_plaintext_refused_under_require(env, wirepool, config, certs, role):
 # ---------------------------------------------------------------- 4. plaintext after SSLRequest
 
 
+def test_tls_handshake_counts_against_client_login_timeout(env, wirepool, config, certs, role):
+    """A client that gets its 'S' and never starts the handshake is closed at
+    client_login_timeout, like any client that does not finish logging in."""
+    wp = wirepool(config([role], client_tls=client_tls(certs, "require"),
+                         client_login_timeout="1s"))
+    s = socket.create_connection((env["WP_PG_HOST"], wp.port()), timeout=10)
+    try:
+        s.sendall(ssl_request())
+        assert s.recv(1) == b"S"
+        started = time.monotonic()
+        outcome, _ = read_until_closed(s, 8)
+        took = time.monotonic() - started
+    finally:
+        s.close()
+    assert outcome == "closed", "a stalled TLS handshake was never cut off"
+    assert 0.5 < took < 4, took
+
+
 @pytest.mark.parametrize("mode", ["prefer", "require"])
 def test_plaintext_behind_ssl_request_never_interpreted(env, wirepool, config, certs, role, admin,
                                                         mode):
