@@ -19,6 +19,10 @@ absl::Status UvError(std::string_view what, int code) {
 
 constexpr int kKeepaliveDelaySeconds = 60;
 constexpr size_t kMaxIov = 64;
+// Under TLS, ciphertext is moved into blocks for the socket once this much has built up, and a
+// TLS buffer grown past it is given back once empty: a big result costs memory only while it
+// passes.
+constexpr size_t kTlsBufferKeep = 64 << 10;
 
 // Ciphertext lands here before it is decrypted into the stream's input, so a TLS connection holds
 // no read buffer of its own between reads.
@@ -276,6 +280,7 @@ void TcpStream::HandleTlsRead(const uint8_t* data, size_t len) {
   } else {
     FlushCiphertext();  // handshake messages, alerts, key updates
   }
+  tls_->TrimBuffers(kTlsBufferKeep);
   // What came before a close (a server's last error, then its close_notify) is read first.
   Cell* cell = cell_;
   if (ready) {
@@ -319,6 +324,9 @@ void TcpStream::Flush() {
     if (!tls_->WritePlaintext(s.data(), s.size()).ok()) {
       break;
     }
+    if (tls_->pending_ciphertext() > kTlsBufferKeep) {
+      MoveCiphertext();
+    }
   }
   plain_.clear();
   plain_bytes_ = 0;
@@ -326,6 +334,12 @@ void TcpStream::Flush() {
 }
 
 void TcpStream::FlushCiphertext() {
+  MoveCiphertext();
+  tls_->TrimBuffers(kTlsBufferKeep);
+  FlushRaw();
+}
+
+void TcpStream::MoveCiphertext() {
   while (tls_->pending_ciphertext() > 0) {
     Block* block = Block::New();
     size_t n = tls_->TakeCiphertext(block->data(), block->capacity());
@@ -338,7 +352,6 @@ void TcpStream::FlushCiphertext() {
       break;
     }
   }
-  FlushRaw();
 }
 
 void TcpStream::FlushRaw() {

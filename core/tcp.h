@@ -104,6 +104,8 @@ class TcpStream {
   void HandleTlsRead(const uint8_t* data, size_t len);
   // Moves TLS output into the socket's write queue and writes it.
   void FlushCiphertext();
+  // Moves TLS output into the socket's write queue (as blocks), without writing.
+  void MoveCiphertext();
   void FlushRaw();
   void HandleWriteDone(size_t bytes, int status);
   void HandleConnect(int status);

@@ -1,6 +1,7 @@
 #include "core/tls.h"
 
 #include <arpa/inet.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
@@ -114,6 +115,17 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const uns
   }
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
+}
+
+BIO* NewMemBio() {
+  BIO* bio = BIO_new(BIO_s_mem());
+  BIO_set_mem_eof_return(bio, -1);
+  return bio;
+}
+bool HoldsEmptyBuffer(BIO* bio, size_t above) {
+  BUF_MEM* mem = nullptr;
+  BIO_get_mem_ptr(bio, &mem);
+  return BIO_ctrl_pending(bio) == 0 && mem != nullptr && mem->max > above;
 }
 
 }  // namespace
@@ -235,11 +247,9 @@ TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
 TlsSession::TlsSession(TlsContextPtr context) : context_(std::move(context)) {
   ssl_ = SSL_new(context_->get());
-  in_ = BIO_new(BIO_s_mem());
-  out_ = BIO_new(BIO_s_mem());
   // An empty input BIO means "wait for the socket", not end of stream.
-  BIO_set_mem_eof_return(in_, -1);
-  BIO_set_mem_eof_return(out_, -1);
+  in_ = NewMemBio();
+  out_ = NewMemBio();
   SSL_set_bio(ssl_, in_, out_);
   if (context_->server()) {
     SSL_set_accept_state(ssl_);
@@ -331,6 +341,17 @@ void TlsSession::Shutdown() {
   if (done_) {
     SSL_shutdown(ssl_);
     ERR_clear_error();
+  }
+}
+
+void TlsSession::TrimBuffers(size_t above) {
+  if (HoldsEmptyBuffer(in_, above)) {
+    in_ = NewMemBio();
+    SSL_set0_rbio(ssl_, in_);
+  }
+  if (HoldsEmptyBuffer(out_, above)) {
+    out_ = NewMemBio();
+    SSL_set0_wbio(ssl_, out_);
   }
 }
 

@@ -100,6 +100,9 @@ class TlsSession {
   void Shutdown();
   size_t pending_ciphertext() const;
   size_t TakeCiphertext(uint8_t* out, size_t cap);
+  // Gives back a memory BIO's buffer that holds nothing and has grown past `above` bytes (after
+  // a big result, say), so a connection does not keep its largest burst's memory forever.
+  void TrimBuffers(size_t above);
 
   // After the handshake.
   std::string Describe() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
