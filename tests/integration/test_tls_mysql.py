@@ -49,7 +49,7 @@ from mysqlhelpers import (
     parse_err,
     wait_for_query,
 )
-from wphelpers import Relay, key_material, leaked_secrets, run_in_thread
+from wphelpers import Relay, key_material, leaked_secrets, read_until_closed, run_in_thread
 
 Account = namedtuple("Account", "name password")
 
@@ -242,23 +242,6 @@ def full_auth_over_tls(port, ca, account, cleartext, database):
         raise
 
 
-def read_until_closed(sock, timeout):
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return "timeout", data
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return "timeout", data
-        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-            return "closed", data
-        if not chunk:
-            return "closed", data
-        data += chunk
 
 
 NODE_SCRIPT = r"""

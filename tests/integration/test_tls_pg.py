@@ -27,6 +27,7 @@ import pytest
 
 from tlscerts import client_cert
 from wphelpers import (
+    read_until_closed,
     Relay,
     Wirepool,
     client_env,
@@ -180,24 +181,6 @@ def sasl_mechanisms(conn, user, database):
     return [m.decode() for m in payload[4:].split(b"\x00") if m]
 
 
-def read_until_closed(sock, timeout):
-    """Everything the peer sends until it closes; ('closed'|'timeout', bytes)."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return "timeout", data
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return "timeout", data
-        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-            return "closed", data
-        if not chunk:
-            return "closed", data
-        data += chunk
 
 
 class NoTlsServer:
@@ -877,24 +860,6 @@ def client_hello(alpn=(PG_ALPN,)):
     return hello
 
 
-def tls_read_until_closed(sock, timeout):
-    """read_until_closed for an SSL socket: a TLS alert or an unexpected EOF is a close too."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return "timeout", data
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return "timeout", data
-        except (ssl.SSLError, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-            return "closed", data
-        if not chunk:
-            return "closed", data
-        data += chunk
 
 
 class ScramPlusClient:
@@ -1023,7 +988,7 @@ def test_direct_tls_without_postgresql_alpn_refused(env, wirepool, config, certs
                 c.send(startup_packet(role.name, env["WP_PG_DB"]))
             except (ssl.SSLError, ConnectionError):
                 pass
-            outcome, data = tls_read_until_closed(c.sock, 5)
+            outcome, data = read_until_closed(c.sock, 5)
         finally:
             c.close()
     assert outcome == "closed", f"still open after 5 s, got {data!r}"

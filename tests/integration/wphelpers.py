@@ -6,7 +6,10 @@ counting wirepool's backend connections in pg_stat_activity."""
 import json
 import os
 import re
+import selectors
 import signal
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -442,9 +445,6 @@ def leaked_secrets(text, secrets):
 
 # ---------------------------------------------------------------- a recording relay
 
-import selectors  # noqa: E402
-import socket  # noqa: E402
-
 
 class Relay:
     """A TCP relay in front of a server (target: (host, port)) that records the first 8 bytes
@@ -534,3 +534,24 @@ class Relay:
                 pass
         for t in self._threads:
             t.join(timeout=5)
+
+
+def read_until_closed(sock, timeout):
+    """Everything the peer sends until it closes: ('closed' | 'timeout', bytes). On an SSL socket a
+    TLS alert or an unexpected EOF counts as a close too."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout", data
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return "timeout", data
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+            return "closed", data
+        if not chunk:
+            return "closed", data
+        data += chunk
