@@ -14,7 +14,6 @@ connection logs in over TLS; no secret in wirepool's log."""
 import hashlib
 import json
 import os
-import socket
 import ssl
 import struct
 import subprocess
