@@ -337,7 +337,8 @@ def my_table(my_env):
 
 # ---------------------------------------------------------------- TLS
 
-from tlscerts import make_tls_certs  # noqa: E402
+from tlscerts import key_files, make_tls_certs  # noqa: E402
+from wphelpers import key_material  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -346,5 +347,9 @@ def tls_certs(tmp_path_factory):
     server certificate for 127.0.0.1 and localhost, a client certificate with
     CN wp_client (tlscerts.client_cert(tls_certs, cn) makes more), and a
     wrong CA with its own server and client certificates. A TlsCerts of
-    paths; keys are mode 0600."""
-    return make_tls_certs(tmp_path_factory.mktemp("tls"))
+    paths; keys are mode 0600. Their private keys join the run's secrets audit."""
+    certs = make_tls_certs(tmp_path_factory.mktemp("tls"))
+    for path in key_files(certs):
+        for secret in key_material(path):
+            remember_secret(secret)
+    return certs

@@ -10,7 +10,6 @@ psycopg2, MySQL through the raw client of mysqlhelpers.py and PyMySQL.
 Every test connects from 127.0.0.1 (one address), so each starts its own wirepool with the
 settings it needs; one test also connects from 127.0.0.2 to show the ban is per address."""
 
-import socket
 import struct
 import time
 
@@ -50,19 +49,7 @@ class TimedPg(RawPg):
     and can connect from another loopback address."""
 
     def __init__(self, host, port, timeout=10.0, source=None):
-        if source is None:
-            super().__init__(host, port, timeout=timeout)
-        else:
-            # RawPg's constructor with a source address: the same socket options.
-            self.sock = socket.create_connection((host, int(port)), timeout=timeout,
-                                                 source_address=(source, 0))
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.timeout = timeout
-            self._buf = b""
-            self.parameters = {}
-            self.backend_key = None
-            self.tx_status = None
-            self.notices = []
+        super().__init__(host, port, timeout=timeout, source=source)
         self.last_send = None
 
     def send(self, data):

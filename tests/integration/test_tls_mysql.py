@@ -48,7 +48,8 @@ from mysqlhelpers import (
     parse_err,
     wait_for_query,
 )
-from wphelpers import Relay, key_material, leaked_secrets, read_until_closed, run_in_thread
+from tlscerts import backend_tls, client_tls, key_files, sandbox_tls_env
+from wphelpers import Relay, assert_logs_hold_none, read_until_closed, run_in_thread
 
 Account = namedtuple("Account", "name password")
 
@@ -64,15 +65,8 @@ BASE_CAPS = (CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS
 
 @pytest.fixture(scope="session")
 def sandbox_tls(my_env):
-    names = ("WP_SANDBOX_CA", "WP_MY_TLSONLY_USER", "WP_MY_TLSONLY_PASSWORD")
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: the sandbox is older than its TLS setup; "
-                    f"run `tools/sandbox start` again and eval `tools/sandbox env`", pytrace=False)
-    ca = os.environ["WP_SANDBOX_CA"]
-    assert os.path.isfile(ca), f"WP_SANDBOX_CA={ca} is not a file"
-    return {"ca": ca, "tlsonly": Account(os.environ["WP_MY_TLSONLY_USER"],
-                                         os.environ["WP_MY_TLSONLY_PASSWORD"])}
+    ca, user, password = sandbox_tls_env("WP_MY_TLSONLY_USER", "WP_MY_TLSONLY_PASSWORD")
+    return {"ca": ca, "tlsonly": Account(user, password)}
 
 
 @pytest.fixture
@@ -95,28 +89,11 @@ def no_secrets_in_logs(request, my_env, tls_certs):
     """After every test: no password of the sandbox accounts and no private key of the test
     certificates appears in any wirepool log the test wrote."""
     yield
-    secrets = [my_env["WP_MY_NATIVE_PASSWORD"], my_env["WP_MY_ED25519_PASSWORD"],
-               my_env["WP_MY_ADMIN_PASSWORD"], os.environ.get("WP_MY_TLSONLY_PASSWORD", "")]
-    for key in (tls_certs.server_key, tls_certs.client_key, tls_certs.ca_key,
-                tls_certs.wrong_server_key, tls_certs.wrong_client_key):
-        secrets += key_material(key)
-    for wp in getattr(request.node, "_wirepools", []):
-        found = leaked_secrets(wp.log_text(), secrets)
-        assert not found, f"{wp.log_path} holds secrets: {found}"
-
-
-def client_tls(certs, mode="require", **kw):
-    out = {"mode": mode, "cert_file": certs.server_cert, "key_file": certs.server_key}
-    out.update(kw)
-    return out
-
-
-def backend_tls(sandbox_tls, mode="verify-full", **kw):
-    out = {"mode": mode}
-    if mode.startswith("verify"):
-        out["ca_file"] = sandbox_tls["ca"]
-    out.update(kw)
-    return out
+    assert_logs_hold_none(getattr(request.node, "_wirepools", []),
+                          [my_env["WP_MY_NATIVE_PASSWORD"], my_env["WP_MY_ED25519_PASSWORD"],
+                           my_env["WP_MY_ADMIN_PASSWORD"],
+                           os.environ.get("WP_MY_TLSONLY_PASSWORD", "")],
+                          key_files(tls_certs))
 
 
 def start(my_wirepool, my_config, users, **kw):
@@ -667,9 +644,5 @@ def test_no_secret_in_log(my_env, my_wirepool, my_config, certs, sandbox_tls, my
     with pytest.raises(pymysql.err.OperationalError):
         my_connect("127.0.0.1", port, native.name, native.password, database=db).close()
     stop(wp)
-    log = wp.log_text()
-    secrets = [mytls.password, native.password, wrong]
-    for key in (certs.server_key, certs.client_key):
-        secrets += key_material(key)
-    found = leaked_secrets(log, secrets)
-    assert not found, f"wirepool's log holds secrets: {found}"
+    assert_logs_hold_none([wp], [mytls.password, native.password, wrong],
+                          (certs.server_key, certs.client_key))

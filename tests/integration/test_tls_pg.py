@@ -25,11 +25,11 @@ from collections import namedtuple
 import psycopg2
 import pytest
 
-from tlscerts import client_cert
+from tlscerts import backend_tls, client_cert, client_tls, key_files, sandbox_tls_env
 from wphelpers import (
-    read_until_closed,
     Relay,
     Wirepool,
+    assert_logs_hold_none,
     client_env,
     config_text,
     connect,
@@ -38,6 +38,7 @@ from wphelpers import (
     parse_pgbench,
     pgbench_cmd,
     psql,
+    read_until_closed,
     run_in_thread,
     scalar,
 )
@@ -60,15 +61,8 @@ TLS_REFUSED = "connections without TLS are refused by this proxy (client_tls mod
 @pytest.fixture(scope="session")
 def sandbox_tls(env):
     """WP_SANDBOX_CA and the TLS-only role from the sandbox env (tools/sandbox)."""
-    names = ("WP_SANDBOX_CA", "WP_PG_TLSONLY_USER", "WP_PG_TLSONLY_PASSWORD")
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: the sandbox is older than its TLS setup; "
-                    f"run `tools/sandbox start` again and eval `tools/sandbox env`", pytrace=False)
-    ca = os.environ["WP_SANDBOX_CA"]
-    assert os.path.isfile(ca), f"WP_SANDBOX_CA={ca} is not a file"
-    return {"ca": ca,
-            "tlsonly": Role(os.environ["WP_PG_TLSONLY_USER"], os.environ["WP_PG_TLSONLY_PASSWORD"])}
+    ca, user, password = sandbox_tls_env("WP_PG_TLSONLY_USER", "WP_PG_TLSONLY_PASSWORD")
+    return {"ca": ca, "tlsonly": Role(user, password)}
 
 
 @pytest.fixture
@@ -87,29 +81,11 @@ def no_secrets_in_logs(request, env, tls_certs):
     certificates appears in any wirepool log the test wrote (tests that use other secrets
     check those themselves)."""
     yield
-    secrets = [env["WP_PG_SCRAM_PASSWORD"], env["WP_PG_MD5_PASSWORD"],
-               env["WP_PG_ADMIN_PASSWORD"], os.environ.get("WP_PG_TLSONLY_PASSWORD", "")]
-    for key in (tls_certs.server_key, tls_certs.client_key, tls_certs.ca_key,
-                tls_certs.wrong_server_key, tls_certs.wrong_client_key):
-        secrets += key_material(key)
-    for wp in getattr(request.node, "_wirepools", []):
-        found = leaked_secrets(wp.log_text(), secrets)
-        assert not found, f"{wp.log_path} holds secrets: {found}"
-
-
-def client_tls(certs, mode="require", cert=None, key=None, **kw):
-    out = {"mode": mode, "cert_file": cert or certs.server_cert,
-           "key_file": key or certs.server_key}
-    out.update(kw)
-    return out
-
-
-def backend_tls(sandbox_tls, mode="verify-full", **kw):
-    out = {"mode": mode}
-    if mode.startswith("verify"):
-        out["ca_file"] = sandbox_tls["ca"]
-    out.update(kw)
-    return out
+    assert_logs_hold_none(getattr(request.node, "_wirepools", []),
+                          [env["WP_PG_SCRAM_PASSWORD"], env["WP_PG_MD5_PASSWORD"],
+                           env["WP_PG_ADMIN_PASSWORD"],
+                           os.environ.get("WP_PG_TLSONLY_PASSWORD", "")],
+                          key_files(tls_certs))
 
 
 def tls_connect(env, port, user, password, certs, sslmode="verify-full", root=None, **kw):

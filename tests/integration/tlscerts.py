@@ -140,3 +140,41 @@ def client_cert(certs, cn):
     if cert.exists() and key.exists():
         return str(cert), str(key)
     return _issue(d, f"client-{cn}", certs.ca_cert, certs.ca_key, cn, "client", certs.days)
+
+
+def key_files(certs):
+    """Every private key of a TlsCerts set (for checks that none leaks into a log)."""
+    return (certs.server_key, certs.client_key, certs.ca_key, certs.wrong_server_key,
+            certs.wrong_client_key)
+
+
+def client_tls(certs, mode="require", cert=None, key=None, **kw):
+    """A proxy's client_tls section serving the test server certificate."""
+    out = {"mode": mode, "cert_file": cert or certs.server_cert,
+           "key_file": key or certs.server_key}
+    out.update(kw)
+    return out
+
+
+def backend_tls(sandbox_tls, mode="verify-full", **kw):
+    """A proxy's backend_tls section; verify modes check against the sandbox CA."""
+    out = {"mode": mode}
+    if mode.startswith("verify"):
+        out["ca_file"] = sandbox_tls["ca"]
+    out.update(kw)
+    return out
+
+
+def sandbox_tls_env(user_var, password_var):
+    """(CA path, TLS-only user, its password) from the sandbox env (tools/sandbox), or a test
+    failure saying how to get them."""
+    import pytest
+
+    names = ("WP_SANDBOX_CA", user_var, password_var)
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: the sandbox is older than its TLS setup; "
+                    f"run `tools/sandbox start` again and eval `tools/sandbox env`", pytrace=False)
+    ca = os.environ["WP_SANDBOX_CA"]
+    assert os.path.isfile(ca), f"WP_SANDBOX_CA={ca} is not a file"
+    return ca, os.environ[user_var], os.environ[password_var]

@@ -443,6 +443,16 @@ def leaked_secrets(text, secrets):
     return [s[:8] + "..." for s in secrets if s and s in text]
 
 
+def assert_logs_hold_none(wirepools, secrets, key_paths=()):
+    """No wirepool log holds any of `secrets` nor the material of any private key file."""
+    secrets = list(secrets)
+    for path in key_paths:
+        secrets += key_material(path)
+    for wp in wirepools:
+        found = leaked_secrets(wp.log_text(), secrets)
+        assert not found, f"{wp.log_path} holds secrets: {found}"
+
+
 # ---------------------------------------------------------------- a recording relay
 
 

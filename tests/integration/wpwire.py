@@ -100,8 +100,10 @@ def wait_closed_or_error(sock, timeout):
 class RawPg:
     """One client connection. Use as a context manager, or call close()."""
 
-    def __init__(self, host, port, timeout=10.0):
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+    def __init__(self, host, port, timeout=10.0, source=None):
+        # `source`: a local address to connect from (another loopback address, say).
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self._buf = b""
