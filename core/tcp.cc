@@ -80,7 +80,6 @@ std::string FormatAddress(const sockaddr_storage& addr) {
 
 struct TcpStream::Cell {
   uv_tcp_t tcp;
-  uv_connect_t connect;
   TcpStream* owner = nullptr;
   size_t in_flight_bytes = 0;
   int in_flight_writes = 0;
@@ -146,15 +145,20 @@ absl::Status TcpStream::AcceptFrom(uv_stream_t* server) {
 
 absl::Status TcpStream::Connect(const sockaddr_storage& addr) {
   peer_ = FormatAddress(addr);
-  cell_->connect.data = cell_;
-  int rc = uv_tcp_connect(&cell_->connect, &cell_->tcp, reinterpret_cast<const sockaddr*>(&addr),
+  // Only outgoing streams need a connect request, so it is not part of every cell. libuv calls
+  // it back (with UV_ECANCELED if the stream closed first) before the cell's close callback.
+  auto* connect = new uv_connect_t;
+  connect->data = cell_;
+  int rc = uv_tcp_connect(connect, &cell_->tcp, reinterpret_cast<const sockaddr*>(&addr),
                           [](uv_connect_t* req, int status) {
                             auto* cell = static_cast<Cell*>(req->data);
+                            delete req;
                             if (cell->owner != nullptr) {
                               cell->owner->HandleConnect(status);
                             }
                           });
   if (rc != 0) {
+    delete connect;
     return UvError("connect", rc);
   }
   return absl::OkStatus();

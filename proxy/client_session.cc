@@ -31,27 +31,48 @@ ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
     : proxy_(proxy),
       id_(id),
       stream_(proxy.uv_loop(), *this),
-      timer_(proxy.uv_loop(),
-             [this] {
-               if (auth_failed_) {
-                 Close("authentication failed");
-               } else if (state_ == State::kLogin) {
-                 FailWith(codec::ProxyError::kLoginTimeout, "timeout while logging in to wirepool");
-               } else if (state_ == State::kWaiting) {
-                 FailWith(codec::ProxyError::kPoolTimeout,
-                          Cat("no server connection available in pool \"", pool_->name,
-                              "\" within connection_borrow_timeout (",
-                              proxy_.settings().connection_borrow_timeout, ")"));
-               }
-             }),
-      idle_tx_timer_(proxy.uv_loop(), [this] {
-        FailWith(codec::ProxyError::kIdleTransactionTimeout,
-                 Cat("terminating connection due to idle-in-transaction timeout "
-                     "(idle_transaction_timeout ",
-                     proxy_.settings().idle_transaction_timeout, ")"));
-      }) {}
+      timer_(proxy.uv_loop(), [this] { OnDeadline(); }) {}
 
 ClientSession::~ClientSession() { *self_ = nullptr; }
+
+void ClientSession::Arm(Deadline what, absl::Duration after) {
+  deadline_ = what;
+  timer_.Start(after);
+}
+
+void ClientSession::Disarm(Deadline what) {
+  if (deadline_ != Deadline::kNone && (what == Deadline::kNone || what == deadline_)) {
+    deadline_ = Deadline::kNone;
+    timer_.Stop();
+  }
+}
+
+void ClientSession::OnDeadline() {
+  Deadline what = deadline_;
+  deadline_ = Deadline::kNone;
+  switch (what) {
+    case Deadline::kNone:
+      return;
+    case Deadline::kAuthDelay:
+      Close("authentication failed");
+      return;
+    case Deadline::kLogin:
+      FailWith(codec::ProxyError::kLoginTimeout, "timeout while logging in to wirepool");
+      return;
+    case Deadline::kBorrow:
+      FailWith(codec::ProxyError::kPoolTimeout,
+               Cat("no server connection available in pool \"", pool_->name,
+                   "\" within connection_borrow_timeout (",
+                   proxy_.settings().connection_borrow_timeout, ")"));
+      return;
+    case Deadline::kIdleTransaction:
+      FailWith(codec::ProxyError::kIdleTransactionTimeout,
+               Cat("terminating connection due to idle-in-transaction timeout "
+                   "(idle_transaction_timeout ",
+                   proxy_.settings().idle_transaction_timeout, ")"));
+      return;
+  }
+}
 
 absl::Status ClientSession::Accept(uv_stream_t* server) {
   absl::Status st = stream_.AcceptFrom(server);
@@ -84,7 +105,7 @@ absl::Status ClientSession::Accept(uv_stream_t* server) {
   }
   codec_ = proxy_.protocol().NewClientCodec(options, *this);
   users_ = proxy_.users();
-  timer_.Start(proxy_.settings().client_login_timeout);
+  Arm(Deadline::kLogin, proxy_.settings().client_login_timeout);
   codec_->Start();
   stream_.Flush();
   stream_.StartReading();
@@ -117,7 +138,7 @@ void ClientSession::Drive() {
       return;
     }
   }
-  idle_tx_timer_.Stop();
+  Disarm(Deadline::kIdleTransaction);
   driving_ = true;
   PumpExit exit;
   do {
@@ -255,7 +276,7 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
     logged_in_ = false;
     ForgetSessionState();
     users_ = proxy_.users();
-    timer_.Start(proxy_.settings().client_login_timeout);
+    Arm(Deadline::kLogin, proxy_.settings().client_login_timeout);
     spdlog::debug("conn={} logs in again as {}", name(), info.user);
   }
   startup_ = info;
@@ -279,7 +300,7 @@ void ClientSession::OnCancelRequest(std::string_view cancel_key) {
 }
 
 void ClientSession::OnAuthenticated() {
-  timer_.Stop();
+  Disarm(Deadline::kLogin);
   if (user_ != nullptr && user_->scram_passthrough) {
     proxy_.RememberScramClientKey(*user_, codec_->AuthClientKey());
   }
@@ -298,8 +319,11 @@ void ClientSession::BorrowServer() {
     return;
   }
   state_ = State::kWaiting;
-  timer_.Start(s.connection_borrow_timeout);
   proxy_.Borrow(*this, *pool_);
+  if (state_ == State::kWaiting) {
+    // Only a client that really waits needs the timer: most borrows are served at once.
+    Arm(Deadline::kBorrow, s.connection_borrow_timeout);
+  }
 }
 
 void ClientSession::OnAuthFailed(std::string_view reason) {
@@ -316,11 +340,11 @@ void ClientSession::OnAuthFailed(std::string_view reason) {
   // nothing more is read from it meanwhile. The login timer is reused (the login is over).
   auth_failed_ = true;
   stream_.StopReading();
-  timer_.Start(delay);
+  Arm(Deadline::kAuthDelay, delay);
 }
 
 void ClientSession::OnServerAssigned(ServerConn& server) {
-  timer_.Stop();
+  Disarm(Deadline::kBorrow);
   server_ = &server;
   state_ = State::kAttaching;
 }
@@ -528,7 +552,7 @@ void ClientSession::ReleaseServer() {
   ServerConn* server = server_;
   server_ = nullptr;
   state_ = State::kIdle;
-  idle_tx_timer_.Stop();
+  Disarm(Deadline::kIdleTransaction);
   // Input left now is an incomplete message (the codec read all it could): more bytes will come,
   // and they ask for a server then.
   server->Release();
@@ -542,9 +566,9 @@ void ClientSession::UpdateIdleTransactionTimer() {
   bool idle_in_transaction = state_ == State::kActive && server_ != nullptr &&
                              server_->idle_in_transaction() && !mid_request();
   if (!idle_in_transaction) {
-    idle_tx_timer_.Stop();
-  } else if (!idle_tx_timer_.armed()) {
-    idle_tx_timer_.Start(limit);
+    Disarm(Deadline::kIdleTransaction);
+  } else if (deadline_ != Deadline::kIdleTransaction) {
+    Arm(Deadline::kIdleTransaction, limit);
   }
 }
 
@@ -646,8 +670,7 @@ void ClientSession::Close(std::string_view reason) {
   }
   State was = state_;
   state_ = State::kClosed;
-  timer_.Stop();
-  idle_tx_timer_.Stop();
+  Disarm(Deadline::kNone);
   spdlog::debug("conn={} closed: {}", name(), reason);
   if (!cancel_key_.empty()) {
     proxy_.UnregisterCancelKey(cancel_key_);

@@ -9,13 +9,13 @@
 // applied to whichever server it gets.
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "codecs/api/codec.h"
+#include "core/fifo.h"
 #include "core/tcp.h"
 #include "core/timer.h"
 #include "proxy/users.h"
@@ -107,6 +107,10 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void OnProtocolError(const absl::Status& status) override;
 
  private:
+  // The one timer of a session: what it counts down never overlaps (the login, then the
+  // failed-login delay or a borrow, then idling in a transaction with a server).
+  enum class Deadline : uint8_t { kNone, kLogin, kAuthDelay, kBorrow, kIdleTransaction };
+
   struct SentRequest {
     codec::RequestEffects effects;
     uint32_t tag = 0;
@@ -131,13 +135,18 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void ClearPins(codec::PinSet pins);
   // Forgets what a session had (a new login on this connection, or a reset server).
   void ForgetSessionState();
+  void Arm(Deadline what, absl::Duration after);
+  // Stops the timer if it counts `what` (kNone: whatever it counts).
+  void Disarm(Deadline what);
+  void OnDeadline();
 
   ProxyInstance& proxy_;
   uint64_t id_;
   State state_ = State::kLogin;
   core::TcpStream stream_;
   std::unique_ptr<codec::ClientCodec> codec_;
-  core::Timer timer_;   // login timeout, then borrow timeout
+  core::Timer timer_;
+  Deadline deadline_ = Deadline::kNone;
   UserTablePtr users_;  // the table this client logged in against
   const User* user_ = nullptr;
   codec::StartupInfo startup_;
@@ -160,13 +169,12 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   // Transaction pooling.
   codec::ParamList params_;
   codec::RequestEffects next_effects_;  // of the request the client is sending
-  std::deque<SentRequest> sent_;        // forwarded, not answered yet
+  core::Fifo<SentRequest> sent_;        // forwarded, not answered yet
   codec::PinSet pins_ = 0;
   codec::PinSet pins_logged_ = 0;       // reasons already explained in the log
   codec::PinSet refuse_pins_ = 0;       // pin_as_error, as this client's codec applies it
   std::vector<std::string> read_back_;  // parameters to read back before the server goes
   int cancels_in_flight_ = 0;
-  core::Timer idle_tx_timer_;
   // Lets callbacks that may outlive this session (a cancel's completion) find it or not.
   std::shared_ptr<ClientSession*> self_ = std::make_shared<ClientSession*>(this);
 };

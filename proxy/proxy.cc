@@ -160,8 +160,8 @@ void ProxyInstance::Probe() {
   std::weak_ptr<ProxyInstance*> alive = alive_;
   target.on_params = [alive](const codec::ParamList& params) {
     auto self = alive.lock();
-    if (self != nullptr && (*self)->server_params_.empty() && !params.empty()) {
-      (*self)->server_params_ = params;
+    if (self != nullptr && (*self)->server_params_ == nullptr && !params.empty()) {
+      (*self)->set_server_params(params);
     }
   };
   ProbeServer(loop_, target);

@@ -80,8 +80,10 @@ class ProxyInstance {
 
   Pool& PoolFor(const std::string& user, const std::string& key);
   // What the last server login reported (server version, parameters), for new clients.
-  const codec::ParamList& server_params() const { return server_params_; }
-  void set_server_params(const codec::ParamList& params) { server_params_ = params; }
+  const std::shared_ptr<const codec::ParamList>& server_params() const { return server_params_; }
+  void set_server_params(const codec::ParamList& params) {
+    server_params_ = std::make_shared<const codec::ParamList>(params);
+  }
   void Borrow(ClientSession& client, Pool& pool);
   void CancelWait(ClientSession& client, Pool& pool);
   // A server logged in, or was reset: pool it or hand it to a waiter.
@@ -147,7 +149,7 @@ class ProxyInstance {
   int total_servers_ = 0;
   bool draining_ = false;
   ProxyStats stats_;
-  codec::ParamList server_params_;
+  std::shared_ptr<const codec::ParamList> server_params_;
   uint64_t last_stats_ms_ = 0;
   std::string last_stats_line_ = "pins: none; unpins: none";
   std::shared_ptr<ProxyInstance*> alive_ = std::make_shared<ProxyInstance*>(this);

@@ -207,8 +207,9 @@ struct ClientCodecOptions {
   size_t max_startup_bytes = 10000;  // cap on everything the client sends before it is logged in
   RandomFn random;
   // What the proxy knows of its backends (e.g. server_version), for a protocol whose server
-  // speaks first. May be empty before any backend was reached.
-  ParamList server_params;
+  // speaks first. Null before any backend was reached. Shared, not copied: every client of a
+  // proxy sees the same list, and an idle client should not carry a copy of it.
+  std::shared_ptr<const ParamList> server_params;
   uint32_t connection_id = 0;  // the proxy's own id for this client (unique per proxy)
   // Transaction pooling: classify statements and report OnRequestEffects (reading each query
   // whole to do so, up to a limit past which it pins the client).
@@ -239,8 +240,9 @@ class ClientCodec {
   virtual void BeginAuth(const UserSecret* secret) = 0;
   // Logs the client in with the parameters of the server it will use and returns.
   virtual void CompleteLogin(const ParamList& server_params) = 0;
-  // After OnAuthenticated: the SCRAM ClientKey the client's proof revealed (for SCRAM
-  // pass-through to a backend holding the same verifier); empty for other methods.
+  // Between OnAuthenticated and CompleteLogin: the SCRAM ClientKey the client's proof revealed
+  // (for SCRAM pass-through to a backend holding the same verifier); empty for other methods,
+  // and after CompleteLogin (the exchange's state is not kept past the login).
   virtual std::string AuthClientKey() const { return {}; }
   // The key a cancel request from this client will carry (valid after CompleteLogin).
   virtual std::string CancelKey() const = 0;

@@ -25,7 +25,11 @@ constexpr size_t kFillerLen = 23;  // after capabilities, max packet size and ch
 constexpr size_t kSslRequestLen = 32;
 constexpr uint8_t kErrHeader = 0xff;
 
-std::string_view Find(const ParamList& params, std::string_view name) {
+std::string_view Find(const std::shared_ptr<const ParamList>& list, std::string_view name) {
+  if (list == nullptr) {
+    return {};
+  }
+  const ParamList& params = *list;
   for (const auto& [key, value] : params) {
     if (key == name) {
       return value;

@@ -389,6 +389,7 @@ void ClientCodec::CompleteLogin(const ParamList& server_params) {
   out += ReadyForQuery('I');
   sink_.SendToClient(out);
   state_ = State::kRunning;
+  scram_.reset();  // nothing of the exchange is needed again; an idle client keeps less
 }
 
 Step ClientCodec::OnRunning(ByteView in) {

@@ -90,10 +90,11 @@ class Harness final : public codec::ClientCodecSink, public PumpedHarness<Harnes
     options.connection_id = 7;
     options.peer_host = "127.0.0.1";
     if ((flags & 4) != 0) {
-      options.server_params = {{"server_version", "8.0.34"},
-                               {"capabilities", std::to_string(codec::mysql::kProxyCapabilities &
-                                                               ~codec::mysql::kDeprecateEof)},
-                               {"charset", "33"}};
+      options.server_params = std::make_shared<const codec::ParamList>(codec::ParamList{
+          {"server_version", "8.0.34"},
+          {"capabilities",
+           std::to_string(codec::mysql::kProxyCapabilities & ~codec::mysql::kDeprecateEof)},
+          {"charset", "33"}});
     }
     options.classify = (flags & 16) != 0;
     options.tls_available = tls_available_;

@@ -408,7 +408,7 @@ class CodecRun final : public ClientCodecSink {
     options.auth_method = setup_.auth_method;
     options.max_startup_bytes = setup_.max_startup_bytes;
     options.random = CounterRandom(setup_.random_prefix);
-    options.server_params = setup_.server_params;
+    options.server_params = std::make_shared<const ParamList>(setup_.server_params);
     options.connection_id = kConnectionId;
     options.peer_host = kPeerHost;
     options.tls_available = setup_.tls_available;
