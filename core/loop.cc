@@ -1,5 +1,5 @@
-#include "core/strings.h"
 #include "core/loop.h"
+#include "core/strings.h"
 
 #include <string>
 
@@ -8,14 +8,38 @@
 
 namespace wirepool::core {
 
-EventLoop::EventLoop() : check_(new uv_check_t), idle_(new uv_idle_t) {
+EventLoop::EventLoop() : check_(new uv_check_t), idle_(new uv_idle_t), async_(new uv_async_t) {
   uv_loop_init(&loop_);
   uv_check_init(&loop_, check_);
   uv_idle_init(&loop_, idle_);
+  uv_async_init(&loop_, async_,
+                [](uv_async_t* a) { static_cast<EventLoop*>(a->data)->RunPosted(); });
   check_->data = this;
-  // The burial handles must not keep the loop alive on their own.
+  async_->data = this;
+  // The burial and mailbox handles must not keep the loop alive on their own.
   uv_unref(reinterpret_cast<uv_handle_t*>(check_));
   uv_unref(reinterpret_cast<uv_handle_t*>(idle_));
+  uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+}
+
+void EventLoop::Post(std::function<void()> task) {
+  std::lock_guard<std::mutex> lock(posted_mu_);
+  if (closed_) {
+    return;
+  }
+  posted_.push_back(std::move(task));
+  uv_async_send(async_);  // wakes the loop; several sends may fold into one callback
+}
+
+void EventLoop::RunPosted() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    tasks.swap(posted_);
+  }
+  for (auto& task : tasks) {
+    task();
+  }
 }
 
 EventLoop::~EventLoop() {
@@ -44,7 +68,15 @@ absl::Status EventLoop::Close() {
   if (check_ == nullptr) {
     return absl::OkStatus();
   }
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    closed_ = true;
+    posted_.clear();
+  }
   Bury(check_);
+  uv_close(reinterpret_cast<uv_handle_t*>(async_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+  async_ = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(check_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
   uv_close(reinterpret_cast<uv_handle_t*>(idle_),

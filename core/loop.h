@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,12 +35,21 @@ class EventLoop {
   // Runs what is left until every handle has closed; returns an error naming what stayed open.
   absl::Status Close();
 
+  // The one thing another thread may call: runs `task` on this loop's thread, soon, in the
+  // order posted. Tasks posted after Close are dropped. Used between workers, never per message.
+  void Post(std::function<void()> task);
+
  private:
   static void Bury(uv_check_t* check);
+  void RunPosted();
   uv_loop_t loop_;
   uv_check_t* check_;
   uv_idle_t* idle_;
   std::vector<std::function<void()>> graveyard_;
+  uv_async_t* async_;
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
+  bool closed_ = false;                        // guarded by posted_mu_
 };
 
 }  // namespace wirepool::core

@@ -2,13 +2,19 @@
 #include "core/strings.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/log.h"
 
 namespace wirepool::core {
 namespace {
@@ -128,10 +134,11 @@ TcpStream::TcpStream(uv_loop_t* loop, TcpStreamHandler& handler)
 
 TcpStream::~TcpStream() { Close(); }
 
-absl::Status TcpStream::AcceptFrom(uv_stream_t* server) {
-  int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&cell_->tcp));
+absl::Status TcpStream::Adopt(int fd) {
+  int rc = uv_tcp_open(&cell_->tcp, fd);
   if (rc != 0) {
-    return UvError("accept", rc);
+    ::close(fd);
+    return UvError("adopt an accepted socket", rc);
   }
   uv_tcp_nodelay(&cell_->tcp, 1);
   uv_tcp_keepalive(&cell_->tcp, 1, kKeepaliveDelaySeconds);
@@ -160,6 +167,43 @@ absl::Status TcpStream::Connect(const sockaddr_storage& addr) {
   if (rc != 0) {
     delete connect;
     return UvError("connect", rc);
+  }
+  return absl::OkStatus();
+}
+
+int TcpStream::ReleaseFd() {
+  if (cell_ == nullptr || queued_bytes() > 0 || !input_.empty() ||
+      (tls_ != nullptr && !tls_->handshake_done())) {
+    return -1;
+  }
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&cell_->tcp), &fd) != 0) {
+    return -1;
+  }
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    return -1;
+  }
+  bool was_reading = reading_;
+  DetachCell(false, absl::ZeroDuration());  // closes the handle and the original descriptor
+  reading_ = was_reading;                   // restarted by Reopen
+  return copy;
+}
+
+absl::Status TcpStream::Reopen(uv_loop_t* loop, int fd) {
+  bool read = reading_;
+  reading_ = false;
+  cell_ = new Cell;
+  uv_tcp_init(loop, &cell_->tcp);
+  cell_->tcp.data = cell_;
+  cell_->owner = this;
+  int rc = uv_tcp_open(&cell_->tcp, fd);
+  if (rc != 0) {
+    ::close(fd);
+    return UvError("reopen a moved socket", rc);
+  }
+  if (read) {
+    StartReading();
   }
   return absl::OkStatus();
 }
@@ -495,14 +539,41 @@ void TcpStream::CloseAfterFlush(absl::Duration limit) {
 }
 
 struct TcpListener::Cell {
-  uv_tcp_t tcp;
+  uv_poll_t poll;
+  int fd = -1;
+  // Held open so that, out of descriptors, a pending connection can still be taken and closed
+  // rather than left to wake the loop forever.
+  int reserve = -1;
   TcpListener* owner = nullptr;
   AcceptFn on_accept;
+
+  void AcceptPending() {
+    // A bounded batch per wake-up, so a connection storm cannot starve established clients.
+    for (int i = 0; i < 64 && owner != nullptr; ++i) {
+      int conn = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (conn >= 0) {
+        on_accept(conn);
+        continue;
+      }
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      if ((errno == EMFILE || errno == ENFILE) && reserve >= 0) {
+        ::close(reserve);
+        int shed = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (shed >= 0) {
+          ::close(shed);
+        }
+        reserve = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        spdlog::warn("out of file descriptors: a new connection was closed at once");
+        continue;
+      }
+      return;  // EAGAIN, or an error the next wake-up will see again
+    }
+  }
 };
 
-TcpListener::TcpListener(uv_loop_t* loop, AcceptFn on_accept) : cell_(new Cell) {
-  uv_tcp_init(loop, &cell_->tcp);
-  cell_->tcp.data = cell_;
+TcpListener::TcpListener(uv_loop_t* loop, AcceptFn on_accept) : loop_(loop), cell_(new Cell) {
   cell_->owner = this;
   cell_->on_accept = std::move(on_accept);
 }
@@ -510,27 +581,42 @@ TcpListener::TcpListener(uv_loop_t* loop, AcceptFn on_accept) : cell_(new Cell) 
 TcpListener::~TcpListener() { Close(); }
 
 absl::Status TcpListener::Listen(const sockaddr_storage& addr, int backlog) {
-  int rc = uv_tcp_bind(&cell_->tcp, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&cell_->tcp), backlog,
-                   [](uv_stream_t* server, int status) {
-                     auto* cell = static_cast<Cell*>(server->data);
-                     if (status == 0 && cell->owner != nullptr) {
-                       cell->on_accept(server);
-                     }
-                   });
+  std::string where = Cat("listen on ", FormatAddress(addr));
+  int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return UvError(where, -errno);
   }
+  int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  socklen_t len = addr.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0 ||
+      ::listen(fd, backlog) != 0) {
+    int err = errno;
+    ::close(fd);
+    return UvError(where, -err);
+  }
+  int rc = uv_poll_init_socket(loop_, &cell_->poll, fd);
   if (rc != 0) {
-    return UvError(Cat("listen on ", FormatAddress(addr)), rc);
+    ::close(fd);
+    return UvError(where, rc);
   }
+  cell_->fd = fd;
+  cell_->reserve = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  cell_->poll.data = cell_;
+  uv_poll_start(&cell_->poll, UV_READABLE, [](uv_poll_t* p, int status, int) {
+    auto* cell = static_cast<Cell*>(p->data);
+    if (status == 0 && cell->owner != nullptr) {
+      cell->AcceptPending();
+    }
+  });
   return absl::OkStatus();
 }
 
 std::string TcpListener::BoundAddress() const {
   sockaddr_storage addr{};
-  int len = sizeof(addr);
-  if (cell_ == nullptr ||
-      uv_tcp_getsockname(&cell_->tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  socklen_t len = sizeof(addr);
+  if (cell_ == nullptr || cell_->fd < 0 ||
+      ::getsockname(cell_->fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     return "unbound";
   }
   return FormatAddress(addr);
@@ -538,9 +624,9 @@ std::string TcpListener::BoundAddress() const {
 
 uint16_t TcpListener::BoundPort() const {
   sockaddr_storage addr{};
-  int len = sizeof(addr);
-  if (cell_ == nullptr ||
-      uv_tcp_getsockname(&cell_->tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  socklen_t len = sizeof(addr);
+  if (cell_ == nullptr || cell_->fd < 0 ||
+      ::getsockname(cell_->fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     return 0;
   }
   if (addr.ss_family == AF_INET) {
@@ -553,10 +639,25 @@ void TcpListener::Close() {
   if (cell_ == nullptr) {
     return;
   }
-  cell_->owner = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&cell_->tcp),
-           [](uv_handle_t* h) { delete static_cast<Cell*>(h->data); });
+  Cell* cell = cell_;
   cell_ = nullptr;
+  cell->owner = nullptr;
+  if (cell->fd < 0) {
+    if (cell->reserve >= 0) {
+      ::close(cell->reserve);
+    }
+    delete cell;
+    return;
+  }
+  uv_poll_stop(&cell->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&cell->poll), [](uv_handle_t* h) {
+    auto* c = static_cast<Cell*>(h->data);
+    ::close(c->fd);
+    if (c->reserve >= 0) {
+      ::close(c->reserve);
+    }
+    delete c;
+  });
 }
 
 }  // namespace wirepool::core

@@ -55,8 +55,14 @@ class TcpStream {
   TcpStream& operator=(const TcpStream&) = delete;
   ~TcpStream();
 
-  // Takes the pending connection of `server`.
-  absl::Status AcceptFrom(uv_stream_t* server);
+  // Takes an accepted socket (TcpListener hands them out); closes it on failure.
+  absl::Status Adopt(int fd);
+  // Moving a connection to another worker's loop, in two steps, each on its own loop's thread:
+  // ReleaseFd gives up the socket here (a duplicate of it is returned; the uv handle closes)
+  // while keeping TLS and everything else of the stream, and Reopen takes it up on `loop`.
+  // Only a quiet stream can move: nothing queued, in flight or unread, not closed (else -1).
+  int ReleaseFd();
+  absl::Status Reopen(uv_loop_t* loop, int fd);
   // Starts an outgoing connection; the handler hears OnConnected.
   absl::Status Connect(const sockaddr_storage& addr);
 
@@ -125,10 +131,12 @@ class TcpStream {
   std::string peer_;
 };
 
+// The listening socket is the proxy's own (not a uv stream), so that an accepted socket can be
+// handed to any worker's loop: each becomes a TcpStream there through Adopt.
 class TcpListener {
  public:
-  // Called for each pending connection; accept it with TcpStream::AcceptFrom.
-  using AcceptFn = std::function<void(uv_stream_t* server)>;
+  // Called for each accepted socket (non-blocking); the callee owns it.
+  using AcceptFn = std::function<void(int fd)>;
 
   TcpListener(uv_loop_t* loop, AcceptFn on_accept);
   TcpListener(const TcpListener&) = delete;
@@ -143,6 +151,7 @@ class TcpListener {
 
  private:
   struct Cell;
+  uv_loop_t* loop_;
   Cell* cell_;
 };
 

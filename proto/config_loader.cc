@@ -175,13 +175,11 @@ class Validator {
   Settings Run(const Config& config) {
     Settings settings;
     if (config.has_workers()) {
-      if (config.workers() > 1) {
-        errors_.Add("workers", absl::StrCat(config.workers(),
-                                            " workers are not supported yet in this version; "
-                                            "use 1"));
+      if (config.workers() > kMaxWorkers) {
+        errors_.Add("workers", absl::StrCat(config.workers(), " is more than the ", kMaxWorkers,
+                                            " event-loop threads wirepool runs"));
       }
-      // 0 means one per core; while only one event loop is supported, that is one.
-      settings.workers = 1;
+      settings.workers = config.workers();  // 0: one per core, decided at start
     }
     if (config.has_shutdown_timeout()) {
       settings.shutdown_timeout = FromProto(config.shutdown_timeout());

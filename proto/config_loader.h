@@ -79,8 +79,11 @@ struct ProxySettings {
   absl::Duration auth_failure_ban = absl::Minutes(1);
 };
 
+// The most event-loop threads (`workers`) a process runs.
+inline constexpr uint32_t kMaxWorkers = 64;
+
 struct Settings {
-  uint32_t workers = 1;
+  uint32_t workers = 1;  // 0: one per core
   absl::Duration shutdown_timeout = absl::Seconds(30);
   std::string log_level = "info";  // trace, debug, info, warn, error
   std::vector<UserSettings> users;

@@ -74,8 +74,8 @@ void ClientSession::OnDeadline() {
   }
 }
 
-absl::Status ClientSession::Accept(uv_stream_t* server) {
-  absl::Status st = stream_.AcceptFrom(server);
+absl::Status ClientSession::Accept(int fd) {
+  absl::Status st = stream_.Adopt(fd);
   if (!st.ok()) {
     return st;
   }
@@ -312,7 +312,7 @@ void ClientSession::OnAuthenticated() {
 
 void ClientSession::BorrowServer() {
   const auto& s = proxy_.settings();
-  if (pool_->waiters.size() >= s.max_waiting_clients) {
+  if (proxy_.WaitingClients(*pool_) >= s.max_waiting_clients) {
     FailWith(codec::ProxyError::kTooManyWaiting,
              Cat("too many clients waiting for a server connection in pool \"", pool_->name,
                  "\" (max_waiting_clients ", s.max_waiting_clients, ")"));

@@ -34,7 +34,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   ClientSession(ProxyInstance& proxy, uint64_t id);
   ~ClientSession() override;
 
-  absl::Status Accept(uv_stream_t* server);
+  absl::Status Accept(int fd);
 
   // From the pool: a server connection is assigned and being prepared for this client.
   void OnServerAssigned(ServerConn& server);

@@ -1,6 +1,8 @@
 #include "proxy/proxy.h"
 #include "core/strings.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -18,38 +20,45 @@ constexpr absl::Duration kJanitorInterval = absl::Seconds(1);
 }  // namespace
 
 ProxyInstance::ProxyInstance(core::EventLoop& loop, config::ProxySettings settings,
-                             codec::ProtocolPtr protocol, UserTablePtr users)
+                             codec::ProtocolPtr protocol, UserTablePtr users,
+                             std::shared_ptr<ProxyShared> shared, int worker)
     : loop_(loop),
+      shared_(std::move(shared)),
+      worker_(worker),
       settings_(std::move(settings)),
       protocol_(std::move(protocol)),
       users_(std::move(users)),
-      janitor_(loop.get(), [this] { Janitor(); }) {}
+      janitor_(loop.get(), [this] { Janitor(); }) {
+  shared_->SetLoop(worker_, &loop_);
+  shared_->SetInstance(worker_, this);
+}
 
-ProxyInstance::~ProxyInstance() { CloseAll("shutting down"); }
+ProxyInstance::~ProxyInstance() {
+  CloseAll("shutting down");
+  shared_->SetInstance(worker_, nullptr);
+}
 
-absl::Status ProxyInstance::Start() {
+absl::Status ProxyInstance::Start(TlsContexts tls) {
   const auto& backend = settings_.backends.front();
   auto addr = core::ResolveAddress(backend.host, backend.port);
   if (!addr.ok()) {
     return addr.status();
   }
   backend_address_ = *addr;
-  auto tls = LoadTlsContexts(settings_, protocol_->TlsAlpn());
-  if (!tls.ok()) {
-    return tls.status();
+  tls_ = std::move(tls);
+  janitor_.StartRepeating(kJanitorInterval);
+  if (worker_ != 0) {
+    return absl::OkStatus();
   }
-  tls_ = *std::move(tls);
   auto listen_addr = core::ResolveAddress(settings_.listen.host, settings_.listen.port);
   if (!listen_addr.ok()) {
     return listen_addr.status();
   }
-  listener_ =
-      std::make_unique<core::TcpListener>(loop_.get(), [this](uv_stream_t* s) { Accept(s); });
+  listener_ = std::make_unique<core::TcpListener>(loop_.get(), [this](int fd) { Accept(fd); });
   absl::Status st = listener_->Listen(*listen_addr);
   if (!st.ok()) {
     return st;
   }
-  janitor_.StartRepeating(kJanitorInterval);
   Probe();
   spdlog::info(
       "proxy={} listening on {} protocol={} pool_mode={} backend={} client_tls={} "
@@ -60,7 +69,8 @@ absl::Status ProxyInstance::Start() {
   return absl::OkStatus();
 }
 
-std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s, UserTablePtr users) {
+std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s, UserTablePtr users,
+                                               const absl::StatusOr<TlsContexts>& tls) {
   std::vector<std::string> restart;
   if (s.protocol != settings_.protocol) restart.push_back("protocol");
   if (s.listen.host != settings_.listen.host || s.listen.port != settings_.listen.port) {
@@ -76,12 +86,13 @@ std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s, U
   config::ProxySettings next = s;
   // Certificates and keys are read again; a file that no longer loads keeps the old context (and
   // the old TLS settings with it), so a bad rotation never takes TLS away.
-  auto tls = LoadTlsContexts(s, protocol_->TlsAlpn());
   if (tls.ok()) {
-    tls_ = *std::move(tls);
+    tls_ = *tls;
   } else {
-    spdlog::error("proxy={} reload: TLS settings kept as they were: {}", settings_.name,
-                  tls.status().message());
+    if (worker_ == 0) {
+      spdlog::error("proxy={} reload: TLS settings kept as they were: {}", settings_.name,
+                    tls.status().message());
+    }
     next.client_tls = settings_.client_tls;
     next.backend_tls = settings_.backend_tls;
   }
@@ -106,26 +117,26 @@ AuthGuardSettings GuardSettings(const config::ProxySettings& s) {
 
 void ProxyInstance::RememberScramClientKey(const User& user, std::string client_key) {
   if (!client_key.empty()) {
-    scram_client_keys_[user.secret.name] = std::move(client_key);
+    shared_->RememberScramClientKey(user.secret.name, std::move(client_key));
   }
 }
 
 std::string ProxyInstance::ScramClientKey(const User& user) const {
-  auto it = scram_client_keys_.find(user.secret.name);
+  std::string key = shared_->ScramClientKey(user.secret.name);
   // A reload may have given the user another verifier: the old key no longer proves anything.
-  if (it == scram_client_keys_.end() ||
-      !crypto::ConstantTimeEquals(crypto::Sha256(it->second), user.secret.scram.stored_key)) {
+  if (key.empty() ||
+      !crypto::ConstantTimeEquals(crypto::Sha256(key), user.secret.scram.stored_key)) {
     return {};
   }
-  return it->second;
+  return key;
 }
 
 uint64_t ProxyInstance::AuthBannedForMs(std::string_view host) const {
-  return auth_guard_.BannedForMs(host, now_ms());
+  return shared_->AuthBannedForMs(host, now_ms());
 }
 
 void ProxyInstance::RecordAuthFailure(std::string_view host) {
-  if (auth_guard_.RecordFailure(host, now_ms(), GuardSettings(settings_))) {
+  if (shared_->RecordAuthFailure(host, now_ms(), GuardSettings(settings_))) {
     CountError("auth_banned");
     spdlog::warn(
         "proxy={} {} failed to log in {} times: refused for {} (auth_failure_limit, "
@@ -160,16 +171,33 @@ void ProxyInstance::Probe() {
   std::weak_ptr<ProxyInstance*> alive = alive_;
   target.on_params = [alive](const codec::ParamList& params) {
     auto self = alive.lock();
-    if (self != nullptr && (*self)->server_params_ == nullptr && !params.empty()) {
-      (*self)->set_server_params(params);
+    if (self != nullptr && !params.empty()) {
+      (*self)->shared_->SetServerParams(params, true);
     }
   };
   ProbeServer(loop_, target);
 }
 
-void ProxyInstance::Accept(uv_stream_t* server) {
-  auto client = std::make_unique<ClientSession>(*this, next_client_id_++);
-  absl::Status st = client->Accept(server);
+void ProxyInstance::Accept(int fd) {
+  int to = next_worker_;
+  next_worker_ = (next_worker_ + 1) % shared_->workers();
+  if (to == worker_) {
+    AcceptHere(fd);
+    return;
+  }
+  shared_->loop(to).Post([shared = shared_, to, fd] {
+    ProxyInstance* target = shared->instance(to);
+    if (target == nullptr) {
+      ::close(fd);
+      return;
+    }
+    target->AcceptHere(fd);
+  });
+}
+
+void ProxyInstance::AcceptHere(int fd) {
+  auto client = std::make_unique<ClientSession>(*this, shared_->NextClientId());
+  absl::Status st = client->Accept(fd);
   if (!st.ok()) {
     spdlog::warn("proxy={} accept failed: {}", settings_.name, st.message());
     loop_.DeleteLater(std::move(client));
@@ -178,11 +206,13 @@ void ProxyInstance::Accept(uv_stream_t* server) {
   ++stats_.clients_accepted;
   ClientSession* raw = client.get();
   clients_.emplace(raw, std::move(client));
+  client_count_.fetch_add(1, std::memory_order_acq_rel);
+  size_t all_clients = shared_->AddClient();
   if (draining_) {
     raw->FailWith(codec::ProxyError::kShuttingDown, "wirepool is shutting down");
     return;
   }
-  if (clients_.size() > settings_.max_client_connections) {
+  if (all_clients > settings_.max_client_connections) {
     raw->FailWith(codec::ProxyError::kTooManyClients,
                   Cat("too many client connections to proxy \"", settings_.name,
                       "\" (max_client_connections ", settings_.max_client_connections, ")"));
@@ -196,8 +226,37 @@ Pool& ProxyInstance::PoolFor(const std::string& user, const std::string& key) {
     slot->name = Cat(settings_.name, "/", user, "/", key);
     slot->user = user;
     slot->key = key;
+    slot->counts = &shared_->CountsFor(user, key);
   }
   return *slot;
+}
+
+void ProxyInstance::Publish(Pool& pool) {
+  if (!shared_->multi()) {
+    return;
+  }
+  auto& mine = pool.counts->slots[worker_];
+  auto& totals = shared_->worker_totals(worker_);
+  int idle = static_cast<int>(pool.idle.size());
+  int waiting = static_cast<int>(pool.waiters.size());
+  int idle_was = mine.idle.exchange(idle, std::memory_order_acq_rel);
+  int waiting_was = mine.waiting.exchange(waiting, std::memory_order_acq_rel);
+  if (idle != idle_was) {
+    totals.idle.fetch_add(idle - idle_was, std::memory_order_acq_rel);
+  }
+  if (waiting != waiting_was) {
+    totals.waiting.fetch_add(waiting - waiting_was, std::memory_order_acq_rel);
+  }
+}
+
+size_t ProxyInstance::WaitingClients(const Pool& pool) const {
+  size_t n = pool.waiters.size();
+  for (int w = 0; w < shared_->workers(); ++w) {
+    if (w != worker_) {
+      n += static_cast<size_t>(pool.counts->slots[w].waiting.load(std::memory_order_acquire));
+    }
+  }
+  return n;
 }
 
 void ProxyInstance::Borrow(ClientSession& client, Pool& pool) {
@@ -209,6 +268,7 @@ void ProxyInstance::CancelWait(ClientSession& client, Pool& pool) {
   auto it = std::find(pool.waiters.begin(), pool.waiters.end(), &client);
   if (it != pool.waiters.end()) {
     pool.waiters.erase(it);
+    Publish(pool);
   }
 }
 
@@ -224,21 +284,24 @@ void ProxyInstance::ServeWaiters(Pool& pool) {
       continue;
     }
     if (pool.connecting >= static_cast<int>(pool.waiters.size())) {
-      return;  // enough servers are on their way
+      break;  // enough servers are on their way
     }
-    if (total_servers_ >= static_cast<int>(settings_.max_backend_connections) &&
-        !CloseIdleElsewhere(pool)) {
-      return;  // at the limit: wait for a release
+    if (!shared_->TryReserveServer(settings_.max_backend_connections)) {
+      if (CloseIdleElsewhere(&pool)) {
+        continue;  // its place is free now (unless a waiter of another pool took it)
+      }
+      AskOtherWorkers(pool);
+      break;  // at the limit: wait for a release
     }
-    auto server = std::make_unique<ServerConn>(*this, pool, next_server_id_++);
+    auto server = std::make_unique<ServerConn>(*this, pool, shared_->NextServerId());
     ServerConn* raw = server.get();
     servers_.emplace(raw, std::move(server));
-    ++total_servers_;
     ++pool.total;
     ++pool.connecting;
     ++stats_.servers_opened;
     raw->Connect();
   }
+  Publish(pool);
 }
 
 void ProxyInstance::ServeAllWaiters() {
@@ -249,10 +312,10 @@ void ProxyInstance::ServeAllWaiters() {
   }
 }
 
-bool ProxyInstance::CloseIdleElsewhere(const Pool& except) {
+bool ProxyInstance::CloseIdleElsewhere(const Pool* except) {
   ServerConn* oldest = nullptr;
   for (auto& [key, pool] : pools_) {
-    if (pool.get() == &except || pool->idle.empty()) {
+    if (pool.get() == except || pool->idle.empty()) {
       continue;
     }
     ServerConn* candidate = pool->idle.front();
@@ -272,6 +335,7 @@ void ProxyInstance::RemoveIdle(ServerConn& server) {
   auto it = std::find(idle.begin(), idle.end(), &server);
   if (it != idle.end()) {
     idle.erase(it);
+    Publish(server.pool());
   }
 }
 
@@ -283,9 +347,26 @@ void ProxyInstance::OnServerLoggedIn(ServerConn& server) {
 void ProxyInstance::OnServerIdle(ServerConn& server) {
   Pool& pool = server.pool();
   pool.idle.push_back(&server);
+  if (pool.waiters.empty() && shared_->multi() && !draining_ && WorkerWaitingFor(pool) >= 0) {
+    // Clients of another worker wait for this pool: the server goes to them, once the callback
+    // that made it idle has unwound (the server's own code may still run after this returns).
+    Publish(pool);
+    shared_->loop(worker_).Post([shared = shared_, w = worker_, user = pool.user, key = pool.key] {
+      if (ProxyInstance* self = shared->instance(w)) {
+        self->Rebalance(user, key);
+      }
+    });
+    return;
+  }
   ServeWaiters(pool);
   if (pool.waiters.empty() && !draining_) {
     ServeAllWaiters();
+    // Still idle, at the limit, and clients of another pool wait on another worker: make room.
+    if (shared_->multi() && server.state() == ServerConn::State::kIdle &&
+        shared_->total_servers() >= static_cast<int>(settings_.max_backend_connections) &&
+        OtherWorkersWait()) {
+      server.Close("closed to make room for another pool");
+    }
   }
 }
 
@@ -331,14 +412,17 @@ void ProxyInstance::OnServerClosed(ServerConn& server) {
   if (it == servers_.end()) {
     return;
   }
+  Pool& pool = server.pool();
   RemoveIdle(server);
-  --total_servers_;
-  --server.pool().total;
+  shared_->ReleaseServer();
+  --pool.total;
   loop_.DeleteLater(std::move(it->second));
   servers_.erase(it);
+  Publish(pool);  // a failed server takes its first waiter with it
   if (!draining_) {
     ServeAllWaiters();
   }
+  NudgeWaitingWorkers();
 }
 
 void ProxyInstance::OnClientClosed(ClientSession& client) {
@@ -348,21 +432,34 @@ void ProxyInstance::OnClientClosed(ClientSession& client) {
   }
   loop_.DeleteLater(std::move(it->second));
   clients_.erase(it);
+  client_count_.fetch_sub(1, std::memory_order_acq_rel);
+  shared_->RemoveClient();
 }
 
 void ProxyInstance::RegisterCancelKey(const std::string& key, ClientSession& client) {
   cancel_keys_[key] = &client;
+  shared_->RegisterCancelKey(key, worker_, client.startup().user);
 }
 
-void ProxyInstance::UnregisterCancelKey(const std::string& key) { cancel_keys_.erase(key); }
+void ProxyInstance::UnregisterCancelKey(const std::string& key) {
+  cancel_keys_.erase(key);
+  shared_->UnregisterCancelKey(key);
+}
 
 void ProxyInstance::ForwardCancel(std::string_view key) {
-  auto it = cancel_keys_.find(Av(key));
-  if (it == cancel_keys_.end()) {
+  auto owner = shared_->FindCancelKey(key);
+  if (!owner.has_value()) {
     spdlog::info("proxy={} cancel request with an unknown key ignored", settings_.name);
     return;
   }
-  it->second->CancelRunning();
+  OnWorker(owner->worker, [key = std::string(key)](ProxyInstance& on) { on.CancelHere(key); });
+}
+
+void ProxyInstance::CancelHere(const std::string& key) {
+  auto it = cancel_keys_.find(key);
+  if (it != cancel_keys_.end()) {
+    it->second->CancelRunning();
+  }
 }
 
 void ProxyInstance::CountPin(codec::PinReason reason, bool set) {
@@ -404,23 +501,199 @@ void ProxyInstance::CancelOn(ServerConn& server, std::function<void()> on_done) 
 }
 
 bool ProxyInstance::Kill(ClientSession& asker, std::string_view target_key, bool whole_connection) {
-  auto it = cancel_keys_.find(Av(target_key));
-  if (it == cancel_keys_.end() || it->second->startup().user != asker.startup().user) {
+  auto owner = shared_->FindCancelKey(target_key);
+  if (!owner.has_value() || owner->user != asker.startup().user) {
     return false;
   }
+  spdlog::info("conn={} kills {} with key {}", asker.name(),
+               whole_connection ? "connection" : "query", target_key);
+  auto it = cancel_keys_.find(Av(target_key));
+  if (it != cancel_keys_.end() && it->second == &asker) {
+    asker.CancelRunning();  // its own connection stays (the server closes it, if it must)
+    return true;
+  }
+  OnWorker(owner->worker, [key = std::string(target_key), whole_connection](ProxyInstance& on) {
+    on.KillHere(key, whole_connection);
+  });
+  return true;
+}
+
+void ProxyInstance::KillHere(const std::string& key, bool whole_connection) {
+  auto it = cancel_keys_.find(key);
+  if (it == cancel_keys_.end()) {
+    return;
+  }
   ClientSession* target = it->second;
-  spdlog::info("conn={} kills {} of {}", asker.name(), whole_connection ? "connection" : "query",
-               target->name());
   target->CancelRunning();
-  if (whole_connection && target != &asker) {
+  if (whole_connection) {
     target->FailWith(codec::ProxyError::kKilled, "connection was killed");
   }
+}
+
+void ProxyInstance::OnWorker(int worker, std::function<void(ProxyInstance&)> task) {
+  if (worker == worker_) {
+    task(*this);
+    return;
+  }
+  shared_->loop(worker).Post([shared = shared_, worker, task = std::move(task)] {
+    if (ProxyInstance* target = shared->instance(worker)) {
+      task(*target);
+    }
+  });
+}
+
+void ProxyInstance::AskOtherWorkers(Pool& pool) {
+  if (!shared_->multi() || pool.asked_elsewhere || draining_) {
+    return;
+  }
+  const int n = shared_->workers();
+  int pick = -1;
+  for (int i = 1; i < n && pick < 0; ++i) {  // one with an idle server of this pool
+    int w = (worker_ + i) % n;
+    if (pool.counts->slots[w].idle.load(std::memory_order_acquire) > 0) {
+      pick = w;
+    }
+  }
+  for (int i = 1; i < n && pick < 0; ++i) {  // else one with any idle server, to make room
+    int w = (worker_ + i) % n;
+    if (shared_->worker_totals(w).idle.load(std::memory_order_acquire) > 0) {
+      pick = w;
+    }
+  }
+  if (pick < 0) {
+    return;  // nothing idle anywhere: a release or a close elsewhere comes here by itself
+  }
+  pool.asked_elsewhere = true;
+  OnWorker(pick, [user = pool.user, key = pool.key, to = worker_](ProxyInstance& on) {
+    on.GiveServer(user, key, to);
+  });
+}
+
+void ProxyInstance::GiveServer(const std::string& user, const std::string& key, int to) {
+  auto it = pools_.find({user, key});
+  if (it != pools_.end() && it->second->waiters.empty() && !it->second->idle.empty() &&
+      MoveServer(*it->second->idle.back(), to)) {
+    return;  // the server is the answer (AdoptServer)
+  }
+  bool made_room = !draining_ && CloseIdleElsewhere(nullptr);
+  OnWorker(to,
+           [user, key, made_room](ProxyInstance& on) { on.OnAskAnswered(user, key, made_room); });
+}
+
+void ProxyInstance::Rebalance(const std::string& user, const std::string& key) {
+  auto it = pools_.find({user, key});
+  if (it == pools_.end()) {
+    return;
+  }
+  Pool& pool = *it->second;
+  while (!pool.idle.empty() && pool.waiters.empty() && !draining_) {
+    int to = WorkerWaitingFor(pool);
+    if (to < 0 || !MoveServer(*pool.idle.back(), to)) {
+      break;
+    }
+  }
+  ServeWaiters(pool);
+  if (pool.waiters.empty() && !draining_) {
+    ServeAllWaiters();
+  }
+}
+
+void ProxyInstance::OnAskAnswered(const std::string& user, const std::string& key, bool retry) {
+  Pool& pool = PoolFor(user, key);
+  pool.asked_elsewhere = false;
+  if (retry) {
+    ServeWaiters(pool);
+  }
+}
+
+bool ProxyInstance::MoveServer(ServerConn& server, int to) {
+  auto it = servers_.find(&server);
+  if (it == servers_.end()) {
+    return false;
+  }
+  int fd = server.LeaveWorker();
+  if (fd < 0) {
+    return false;
+  }
+  Pool& pool = server.pool();
+  RemoveIdle(server);
+  --pool.total;
+  ServerConn* raw = it->second.release();
+  servers_.erase(it);
+  spdlog::debug("conn={} pool={} moves to worker {}", raw->name(), pool.name, to);
+  shared_->loop(to).Post([shared = shared_, to, raw, fd] {
+    ProxyInstance* target = shared->instance(to);
+    if (target == nullptr) {
+      ::close(fd);
+      delete raw;  // holds no loop handle while it moves
+      shared->ReleaseServer();
+      return;
+    }
+    target->AdoptServer(raw, fd);
+  });
   return true;
+}
+
+void ProxyInstance::AdoptServer(ServerConn* raw, int fd) {
+  std::unique_ptr<ServerConn> server(raw);
+  Pool& pool = PoolFor(raw->pool().user, raw->pool().key);
+  pool.asked_elsewhere = false;
+  absl::Status st = server->JoinWorker(*this, pool, fd);
+  if (!st.ok()) {
+    spdlog::warn("conn={} pool={} could not move to worker {}: {}", raw->name(), pool.name, worker_,
+                 st.message());
+    shared_->ReleaseServer();
+    loop_.DeleteLater(std::move(server));
+    ServeWaiters(pool);
+    return;
+  }
+  ++pool.total;
+  servers_.emplace(raw, std::move(server));
+  OnServerIdle(*raw);
+}
+
+int ProxyInstance::WorkerWaitingFor(const Pool& pool) const {
+  const int n = shared_->workers();
+  for (int i = 1; i < n; ++i) {
+    int w = (worker_ + i) % n;
+    if (pool.counts->slots[w].waiting.load(std::memory_order_acquire) > 0) {
+      return w;
+    }
+  }
+  return -1;
+}
+
+bool ProxyInstance::OtherWorkersWait() const {
+  for (int w = 0; w < shared_->workers(); ++w) {
+    if (w != worker_ && shared_->worker_totals(w).waiting.load(std::memory_order_acquire) > 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void ProxyInstance::NudgeWaitingWorkers() {
+  if (!shared_->multi()) {
+    return;
+  }
+  for (int w = 0; w < shared_->workers(); ++w) {
+    if (w != worker_ && shared_->worker_totals(w).waiting.load(std::memory_order_acquire) > 0) {
+      OnWorker(w, [](ProxyInstance& on) { on.ServeAllWaiters(); });
+    }
+  }
 }
 
 void ProxyInstance::Janitor() {
   uint64_t now = now_ms();
-  auth_guard_.Prune(now, GuardSettings(settings_));
+  if (worker_ == 0) {
+    shared_->PruneAuthFailures(now, GuardSettings(settings_));
+  }
+  // An ask that found nothing (the idle server was taken meanwhile) is asked again here.
+  for (auto& [key, pool] : pools_) {
+    if (!pool->waiters.empty()) {
+      AskOtherWorkers(*pool);
+    }
+  }
   int64_t idle_ms = absl::ToInt64Milliseconds(settings_.server_idle_timeout);
   int64_t life_ms = absl::ToInt64Milliseconds(settings_.server_lifetime);
   std::vector<ServerConn*> expired;

@@ -1,11 +1,15 @@
 #pragma once
 
-// One configured proxy: its listener, its users, its pools (one per user × database for
-// PostgreSQL — the key is whatever the protocol cannot change on a live connection), its limits,
-// and the routing between waiting clients and server connections.
+// One configured proxy on one worker (event-loop thread): its clients, its server connections,
+// its pools (one per user × database for PostgreSQL — the key is whatever the protocol cannot
+// change on a live connection), and the routing between waiting clients and server connections.
+// Worker 0 also owns the listener and hands accepted sockets to the workers in turn. What the
+// workers of a proxy share (the global limit, cancel keys, ...) is in ProxyShared; an idle server
+// connection moves to a worker whose clients wait for one (see docs/architecture.md, "Workers").
 
 #include <netinet/in.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -22,6 +26,7 @@
 #include "core/timer.h"
 #include "proto/config_loader.h"
 #include "proxy/auth_guard.h"
+#include "proxy/shared.h"
 #include "proxy/tls_contexts.h"
 #include "proxy/users.h"
 
@@ -37,7 +42,9 @@ struct Pool {
   std::vector<ServerConn*> idle;       // most recently used last
   std::deque<ClientSession*> waiters;  // FIFO
   int connecting = 0;                  // servers being set up for waiters
-  int total = 0;                       // every open server of this pool
+  int total = 0;                       // every open server of this pool on this worker
+  PoolCounts* counts = nullptr;        // what every worker has of this pool
+  bool asked_elsewhere = false;        // another worker was asked for a server, no answer yet
 };
 
 struct ProxyStats {
@@ -52,16 +59,22 @@ struct ProxyStats {
 class ProxyInstance {
  public:
   ProxyInstance(core::EventLoop& loop, config::ProxySettings settings, codec::ProtocolPtr protocol,
-                UserTablePtr users);
+                UserTablePtr users, std::shared_ptr<ProxyShared> shared, int worker);
   ~ProxyInstance();
 
-  absl::Status Start();
+  // Worker 0 listens (and probes the backend); every worker runs its janitor.
+  absl::Status Start(TlsContexts tls);
   // Applies what can change on a live proxy; returns the names of settings that need a restart.
-  std::vector<std::string> Reload(const config::ProxySettings& settings, UserTablePtr users);
+  // `tls`: the contexts loaded from the new settings, or why they could not be.
+  std::vector<std::string> Reload(const config::ProxySettings& settings, UserTablePtr users,
+                                  const absl::StatusOr<TlsContexts>& tls);
   // Stops accepting; clients between transactions are closed as they become idle.
   void BeginDrain();
-  bool drained() const { return clients_.empty(); }
+  // Readable from any thread.
+  bool drained() const { return client_count_.load(std::memory_order_acquire) == 0; }
   void CloseAll(std::string_view reason);
+  int worker() const { return worker_; }
+  ProxyShared& shared() { return *shared_; }
 
   // For sessions and servers.
   uv_loop_t* uv_loop() { return loop_.get(); }
@@ -80,11 +93,13 @@ class ProxyInstance {
 
   Pool& PoolFor(const std::string& user, const std::string& key);
   // What the last server login reported (server version, parameters), for new clients.
-  const std::shared_ptr<const codec::ParamList>& server_params() const { return server_params_; }
+  std::shared_ptr<const codec::ParamList> server_params() const { return shared_->server_params(); }
   void set_server_params(const codec::ParamList& params) {
-    server_params_ = std::make_shared<const codec::ParamList>(params);
+    shared_->SetServerParams(params, false);
   }
   void Borrow(ClientSession& client, Pool& pool);
+  // Clients waiting for `pool`'s key on every worker (as each last published its count).
+  size_t WaitingClients(const Pool& pool) const;
   void CancelWait(ClientSession& client, Pool& pool);
   // A server logged in, or was reset: pool it or hand it to a waiter.
   void OnServerLoggedIn(ServerConn& server);
@@ -118,12 +133,41 @@ class ProxyInstance {
   bool Kill(ClientSession& asker, std::string_view target_key, bool whole_connection);
 
  private:
-  void Accept(uv_stream_t* server);
+  // Worker 0: an accepted socket, for the next worker in turn.
+  void Accept(int fd);
+  void AcceptHere(int fd);
+  // The parts of ForwardCancel and Kill that run on the worker of the target client.
+  void CancelHere(const std::string& key);
+  void KillHere(const std::string& key, bool whole_connection);
+  // Publishes this worker's idle and waiting counts of `pool` to the other workers.
+  void Publish(Pool& pool);
+  // Multi-worker: `pool` has waiters and no server can be opened here (the global limit): ask a
+  // worker that has an idle server for one (or to close an idle server of another pool).
+  void AskOtherWorkers(Pool& pool);
+  // Runs on the asked worker: gives `to` an idle server of the pool, or makes room, or neither.
+  void GiveServer(const std::string& user, const std::string& key, int to);
+  // The answer to AskOtherWorkers: `retry` when room was made (or a server is on its way).
+  void OnAskAnswered(const std::string& user, const std::string& key, bool retry);
+  // Hands an idle server to worker `to` (whose clients wait); false if it cannot move now. Never
+  // from inside one of the server's own callbacks: only from a task posted to this loop.
+  bool MoveServer(ServerConn& server, int to);
+  // Moves this worker's idle servers of the pool to workers whose clients wait for it.
+  void Rebalance(const std::string& user, const std::string& key);
+  void AdoptServer(ServerConn* server, int fd);
+  // Tells the workers that have waiting clients that a server slot may be free.
+  void NudgeWaitingWorkers();
+  bool OtherWorkersWait() const;
+  // Runs `task` with worker `worker`'s instance of this proxy, on its thread (now, if it is this
+  // one); dropped if that instance is gone.
+  void OnWorker(int worker, std::function<void(ProxyInstance&)> task);
+  // A worker (other than this one) whose clients wait for `pool`'s key, or -1.
+  int WorkerWaitingFor(const Pool& pool) const;
   // Learns the backend's parameters before the first client needs them.
   void Probe();
   void ServeWaiters(Pool& pool);
   void ServeAllWaiters();
-  bool CloseIdleElsewhere(const Pool& except);
+  // Closes the oldest idle server of a pool other than `except` (null: of any pool).
+  bool CloseIdleElsewhere(const Pool* except);
   void RemoveIdle(ServerConn& server);
   void Janitor();
   // The once-a-minute stats line (pins and unpins by reason), when something changed.
@@ -131,25 +175,23 @@ class ProxyInstance {
   void DrainStep();
 
   core::EventLoop& loop_;
+  std::shared_ptr<ProxyShared> shared_;
+  int worker_;
+  int next_worker_ = 0;  // worker 0: who gets the next accepted socket
   config::ProxySettings settings_;
   codec::ProtocolPtr protocol_;
   UserTablePtr users_;
   sockaddr_storage backend_address_{};
   TlsContexts tls_;
-  AuthGuard auth_guard_;
-  absl::flat_hash_map<std::string, std::string> scram_client_keys_;  // by user name
   std::unique_ptr<core::TcpListener> listener_;
   core::Timer janitor_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
   absl::flat_hash_map<ClientSession*, std::unique_ptr<ClientSession>> clients_;
   absl::flat_hash_map<ServerConn*, std::unique_ptr<ServerConn>> servers_;
-  absl::flat_hash_map<std::string, ClientSession*> cancel_keys_;
-  uint64_t next_client_id_ = 1;
-  uint64_t next_server_id_ = 1;
-  int total_servers_ = 0;
+  absl::flat_hash_map<std::string, ClientSession*> cancel_keys_;  // this worker's clients
+  std::atomic<size_t> client_count_{0};
   bool draining_ = false;
   ProxyStats stats_;
-  std::shared_ptr<const codec::ParamList> server_params_;
   uint64_t last_stats_ms_ = 0;
   std::string last_stats_line_ = "pins: none; unpins: none";
   std::shared_ptr<ProxyInstance*> alive_ = std::make_shared<ProxyInstance*>(this);

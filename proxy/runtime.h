@@ -1,10 +1,12 @@
 #pragma once
 
-// The running process: one worker loop (more arrive with the Performance issue), the proxies of
-// the config, and the signals: SIGHUP reloads, SIGTERM drains, SIGINT exits at once.
+// The running process: `workers` event-loop threads, each with its own instance of every proxy
+// of the config (worker 0 is the main thread: it listens and hands accepted sockets out, and
+// hears the signals: SIGHUP reloads, SIGTERM drains, SIGINT exits at once).
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,15 +36,27 @@ class Runtime {
   void Reload();
   void Drain();
   void StopNow();
-  core::EventLoop& loop() { return *loop_; }
+  core::EventLoop& loop() { return *workers_.front()->loop; }
 
  private:
+  struct Worker {
+    std::unique_ptr<core::EventLoop> loop = std::make_unique<core::EventLoop>();
+    // One per configured proxy, in config order; created, used and destroyed on this worker's
+    // thread once the threads run.
+    std::vector<std::unique_ptr<ProxyInstance>> proxies;
+    std::thread thread;  // none for worker 0
+  };
   void CheckDrained();
+  // Runs `task` with each worker's instance of proxy `index`, on that worker's thread.
+  void ForEachInstance(size_t index, std::function<void(ProxyInstance&)> task);
+  static void StopWorker(Worker& worker);
 
   std::string config_path_;
-  std::unique_ptr<core::EventLoop> loop_;
+  std::vector<std::unique_ptr<Worker>> workers_;
   config::Settings settings_;
-  std::vector<std::unique_ptr<ProxyInstance>> proxies_;
+  std::vector<std::shared_ptr<ProxyShared>> shared_;  // per configured proxy
+  std::vector<std::string> proxy_names_;
+  std::vector<codec::ProtocolPtr> protocols_;
   std::vector<std::unique_ptr<core::SignalWatcher>> signals_;
   std::unique_ptr<core::Timer> drain_timer_;
   uint64_t drain_deadline_ms_ = 0;

@@ -19,45 +19,68 @@ constexpr size_t kMaxWholeMessage = 1 << 20;
 }  // namespace
 
 ServerConn::ServerConn(ProxyInstance& proxy, Pool& pool, uint64_t id)
-    : proxy_(proxy),
-      pool_(pool),
+    : proxy_(&proxy),
+      pool_(&pool),
       id_(id),
-      stream_(std::make_unique<core::TcpStream>(proxy.uv_loop(), *this)),
-      connect_timer_(proxy.uv_loop(), [this] {
-        Close("connect/login timeout");
-        // Close already told the proxy; nothing else to do.
-      }) {
-  created_ms_ = proxy_.now_ms();
+      stream_(std::make_unique<core::TcpStream>(proxy.uv_loop(), *this)) {
+  MakeTimer();
+  created_ms_ = proxy_->now_ms();
 }
 
 ServerConn::~ServerConn() = default;
 
+void ServerConn::MakeTimer() {
+  connect_timer_ = std::make_unique<core::Timer>(proxy_->uv_loop(), [this] {
+    Close("connect/login timeout");
+    // Close already told the proxy; nothing else to do.
+  });
+}
+
+int ServerConn::LeaveWorker() {
+  if (state_ != State::kIdle || client_ != nullptr || outstanding_ != 0 || driving_) {
+    return -1;
+  }
+  int fd = stream_->ReleaseFd();
+  if (fd < 0) {
+    return -1;
+  }
+  connect_timer_.reset();  // closes its handle on this loop
+  return fd;
+}
+
+absl::Status ServerConn::JoinWorker(ProxyInstance& proxy, Pool& pool, int fd) {
+  proxy_ = &proxy;
+  pool_ = &pool;
+  MakeTimer();
+  return stream_->Reopen(proxy.uv_loop(), fd);
+}
+
 void ServerConn::Connect() {
-  const User* user = proxy_.users()->Find(pool_.user);
+  const User* user = proxy_->users()->Find(pool_->user);
   codec::ServerLogin login;
-  login.user = user != nullptr ? user->backend_user : pool_.user;
+  login.user = user != nullptr ? user->backend_user : pool_->user;
   login.password = user != nullptr ? user->backend_password : "";
   if (user != nullptr && user->scram_passthrough) {
-    login.scram_client_key = proxy_.ScramClientKey(*user);
+    login.scram_client_key = proxy_->ScramClientKey(*user);
     login.scram_server_key = user->secret.scram.server_key;
   }
-  login.random = [this](uint8_t* out, size_t len) { proxy_.Random(out, len); };
-  login.reset_method = proxy_.settings().server_reset;
-  login.max_prepared_statements = proxy_.settings().max_prepared_statements;
-  login.transaction_pooling = proxy_.settings().pool_mode == "transaction";
-  tls_ = proxy_.backend_tls();
+  login.random = [this](uint8_t* out, size_t len) { proxy_->Random(out, len); };
+  login.reset_method = proxy_->settings().server_reset;
+  login.max_prepared_statements = proxy_->settings().max_prepared_statements;
+  login.transaction_pooling = proxy_->settings().pool_mode == "transaction";
+  tls_ = proxy_->backend_tls();
   // `allow` tries plaintext first (and TLS if that login fails); the other modes ask for TLS.
   login.tls = tls_ != nullptr && tls_->mode() != core::TlsMode::kAllow;
   if (user != nullptr) {
     startup_parameters_ = user->startup_parameters;
   }
-  init_sql_ = proxy_.settings().init_sql;
+  init_sql_ = proxy_->settings().init_sql;
   // The user's startup parameters, then the first waiter's own, become this connection's
   // baseline (a waiter's value for a parameter the user's list names is SET on attach, so the
   // list stays the baseline); others are SET on attach.
   login.params = startup_parameters_;
-  if (!pool_.waiters.empty()) {
-    const codec::StartupInfo& first = pool_.waiters.front()->startup();
+  if (!pool_->waiters.empty()) {
+    const codec::StartupInfo& first = pool_->waiters.front()->startup();
     login.database = first.database;
     for (const auto& param : first.params) {
       bool listed =
@@ -70,16 +93,16 @@ void ServerConn::Connect() {
     login.options = first.login_options;
   }
   login_ = std::move(login);
-  connect_timer_.Start(proxy_.settings().server_connect_timeout);
+  connect_timer_->Start(proxy_->settings().server_connect_timeout);
   Open();
 }
 
 void ServerConn::Open() {
-  codec_ = proxy_.protocol().NewServerCodec(login_, *this);
-  absl::Status st = stream_->Connect(proxy_.backend_address());
+  codec_ = proxy_->protocol().NewServerCodec(login_, *this);
+  absl::Status st = stream_->Connect(proxy_->backend_address());
   if (!st.ok()) {
     state_ = State::kClosed;
-    proxy_.OnServerConnectFailed(*this, Sv(st.message()));
+    proxy_->OnServerConnectFailed(*this, Sv(st.message()));
   }
 }
 
@@ -88,8 +111,8 @@ void ServerConn::RetryWithTls() {
   login_.tls = true;
   state_ = State::kConnecting;
   // The old stream may be the one whose callback is running: it goes once the stack unwinds.
-  proxy_.loop().DeleteLater(std::move(stream_));
-  stream_ = std::make_unique<core::TcpStream>(proxy_.uv_loop(), *this);
+  proxy_->loop().DeleteLater(std::move(stream_));
+  stream_ = std::make_unique<core::TcpStream>(proxy_->uv_loop(), *this);
   Open();
 }
 
@@ -116,13 +139,13 @@ void ServerConn::AfterTlsOffer() {
     case TlsNext::kStart: {
       absl::Status st = stream_->StartTls(tls_);
       if (!st.ok()) {
-        proxy_.CountError("server_tls_failed");
+        proxy_->CountError("server_tls_failed");
         Close(Cat("TLS with the server failed: ", st.message()));
       }
       return;
     }
     case TlsNext::kRefused:
-      proxy_.CountError("server_tls_failed");
+      proxy_->CountError("server_tls_failed");
       Close(Cat("the server does not offer TLS, which backend_tls mode ",
                 core::TlsModeName(tls_->mode()), " requires"));
       return;
@@ -136,7 +159,7 @@ void ServerConn::AfterTlsOffer() {
 }
 
 void ServerConn::OnTlsReady(core::TcpStream&) {
-  spdlog::debug("conn={} server={} TLS with {}: {}", name(), pool_.name, stream_->peer(),
+  spdlog::debug("conn={} server={} TLS with {}: {}", name(), pool_->name, stream_->peer(),
                 stream_->tls_session()->Describe());
   codec_->ContinueLogin(true);
   stream_->Flush();
@@ -144,7 +167,7 @@ void ServerConn::OnTlsReady(core::TcpStream&) {
 }
 
 void ServerConn::OnLoginComplete() {
-  spdlog::debug("conn={} server={} logged in to {}", name(), pool_.name, stream_->peer());
+  spdlog::debug("conn={} server={} logged in to {}", name(), pool_->name, stream_->peer());
   BeginSetup(/*after_reset=*/false);
 }
 
@@ -185,14 +208,14 @@ void ServerConn::FinishSetup() {
       Close("server_lifetime reached");
       return;
     }
-    MarkIdle(proxy_.now_ms());
-    proxy_.OnServerIdle(*this);
+    MarkIdle(proxy_->now_ms());
+    proxy_->OnServerIdle(*this);
     return;
   }
-  connect_timer_.Stop();
-  MarkIdle(proxy_.now_ms());
-  proxy_.set_server_params(codec_->Parameters());
-  proxy_.OnServerLoggedIn(*this);
+  connect_timer_->Stop();
+  MarkIdle(proxy_->now_ms());
+  proxy_->set_server_params(codec_->Parameters());
+  proxy_->OnServerLoggedIn(*this);
 }
 
 void ServerConn::SetupFailed(const codec::WireError& error) {
@@ -201,18 +224,18 @@ void ServerConn::SetupFailed(const codec::WireError& error) {
   std::string what = step == 0                  ? std::string("setting startup_parameters")
                      : step <= init_sql_.size() ? Cat("init_sql[", step - 1, "]")
                                                 : std::string("reading back what init_sql set");
-  spdlog::warn("conn={} server={} {} failed{}: {} {}", name(), pool_.name, what,
+  spdlog::warn("conn={} server={} {} failed{}: {} {}", name(), pool_->name, what,
                setup_after_reset_ ? " after a reset" : "", error.code, error.message);
-  proxy_.CountError("server_setup_failed");
+  proxy_->CountError("server_setup_failed");
   if (setup_after_reset_) {
     Close(Cat(what, " failed after a reset"));
     return;
   }
-  connect_timer_.Stop();
+  connect_timer_->Stop();
   state_ = State::kClosed;
   stream_->Close();
-  proxy_.OnServerSetupFailed(*this, Cat("wirepool could not set up a server connection: ", what,
-                                        " failed: ", error.code, " ", error.message));
+  proxy_->OnServerSetupFailed(*this, Cat("wirepool could not set up a server connection: ", what,
+                                         " failed: ", error.code, " ", error.message));
 }
 
 void ServerConn::OnLoginFailed(const codec::WireError& error) {
@@ -220,16 +243,16 @@ void ServerConn::OnLoginFailed(const codec::WireError& error) {
     // As libpq's allow: a refused plaintext login is tried once more through TLS (a server that
     // only lets TLS in), once the codec's call has returned (Drive).
     spdlog::debug("conn={} server={} plaintext login refused ({} {}): trying TLS", name(),
-                  pool_.name, error.code, error.message);
+                  pool_->name, error.code, error.message);
     retry_with_tls_ = true;
     return;
   }
-  connect_timer_.Stop();
-  spdlog::warn("conn={} server={} login refused: {} {}", name(), pool_.name, error.code,
+  connect_timer_->Stop();
+  spdlog::warn("conn={} server={} login refused: {} {}", name(), pool_->name, error.code,
                error.message);
   state_ = State::kClosed;
   stream_->Close();
-  proxy_.OnServerLoginFailed(*this, error);
+  proxy_->OnServerLoginFailed(*this, error);
 }
 
 void ServerConn::MarkIdle(uint64_t now_ms) {
@@ -262,8 +285,8 @@ void ServerConn::Release() {
     Close("server_lifetime reached");
     return;
   }
-  MarkIdle(proxy_.now_ms());
-  proxy_.OnServerIdle(*this);
+  MarkIdle(proxy_->now_ms());
+  proxy_->OnServerIdle(*this);
 }
 
 bool ServerConn::ReadBack(const std::vector<std::string>& names) {
@@ -276,9 +299,9 @@ bool ServerConn::ReadBack(const std::vector<std::string>& names) {
 }
 
 bool ServerConn::PastLifetime() const {
-  absl::Duration lifetime = proxy_.settings().server_lifetime;
+  absl::Duration lifetime = proxy_->settings().server_lifetime;
   return lifetime > absl::ZeroDuration() &&
-         proxy_.now_ms() - created_ms_ >=
+         proxy_->now_ms() - created_ms_ >=
              static_cast<uint64_t>(absl::ToInt64Milliseconds(lifetime));
 }
 
@@ -289,7 +312,7 @@ void ServerConn::OnRequestFailed() {
 }
 
 void ServerConn::OnParameterStatus(std::string_view name, std::string_view value) {
-  if (client_ != nullptr && proxy_.settings().pool_mode == "transaction") {
+  if (client_ != nullptr && proxy_->settings().pool_mode == "transaction") {
     client_->RecordParameter(name, value);
   }
 }
@@ -457,21 +480,21 @@ void ServerConn::OnWritesDrained(core::TcpStream&) {
 }
 
 void ServerConn::OnProtocolError(const absl::Status& status) {
-  spdlog::error("conn={} server={} protocol error from server: {}", name(), pool_.name,
+  spdlog::error("conn={} server={} protocol error from server: {}", name(), pool_->name,
                 status.message());
-  proxy_.CountError("server_protocol_error");
+  proxy_->CountError("server_protocol_error");
   Close("server protocol error");
 }
 
 void ServerConn::OnStreamClosed(core::TcpStream&, const absl::Status& why) {
   if (state_ == State::kConnecting) {
     state_ = State::kClosed;
-    connect_timer_.Stop();
-    proxy_.OnServerConnectFailed(*this, Sv(why.message()));
+    connect_timer_->Stop();
+    proxy_->OnServerConnectFailed(*this, Sv(why.message()));
     return;
   }
   if (stream_->tls() && !stream_->tls_session()->handshake_done()) {
-    proxy_.CountError("server_tls_failed");
+    proxy_->CountError("server_tls_failed");
     Close(Cat("TLS with the server failed: ", why.message()));
     return;
   }
@@ -484,20 +507,20 @@ void ServerConn::Close(std::string_view reason) {
   }
   State was = state_;
   state_ = State::kClosed;
-  connect_timer_.Stop();
+  connect_timer_->Stop();
   stream_->Close();
   if (was == State::kConnecting || was == State::kLogin ||
       (was == State::kSettingUp && !setup_after_reset_)) {
-    proxy_.OnServerConnectFailed(*this, reason);
+    proxy_->OnServerConnectFailed(*this, reason);
     return;
   }
-  spdlog::debug("conn={} server={} closed: {}", name(), pool_.name, reason);
+  spdlog::debug("conn={} server={} closed: {}", name(), pool_->name, reason);
   ClientSession* client = client_;
   client_ = nullptr;
   if (client != nullptr) {
     client->OnServerLost(reason);
   }
-  proxy_.OnServerClosed(*this);
+  proxy_->OnServerClosed(*this);
 }
 
 }  // namespace wirepool::proxy

@@ -53,6 +53,12 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   // request went out, and then the client hears OnServerReady once the values are in.
   bool ReadBack(const std::vector<std::string>& names);
   void Close(std::string_view reason);
+  // Moving an idle connection to another worker (ProxyInstance::MoveServer): LeaveWorker, on
+  // this worker's thread, gives up the loop's handles and returns the socket (-1: it cannot move
+  // now: not idle, or bytes queued or unread); JoinWorker, on the new worker's thread, takes it
+  // up there. Codec state, TLS and everything else of the session stay as they were.
+  int LeaveWorker();
+  absl::Status JoinWorker(ProxyInstance& proxy, Pool& pool, int fd);
 
   // Bytes from the attached client, as it sent them or as its codec rewrote them.
   void Forward(core::Slice bytes) { stream_->Write(std::move(bytes)); }
@@ -69,7 +75,7 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   }
 
   State state() const { return state_; }
-  Pool& pool() { return pool_; }
+  Pool& pool() { return *pool_; }
   uint64_t id() const { return id_; }
   std::string name() const { return "s" + std::to_string(id_); }
   const codec::ServerCodec& codec() const { return *codec_; }
@@ -117,8 +123,10 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   void FinishSetup();
   void SetupFailed(const codec::WireError& error);
 
-  ProxyInstance& proxy_;
-  Pool& pool_;
+  void MakeTimer();
+
+  ProxyInstance* proxy_;  // the worker's instance it lives on (it may move to another)
+  Pool* pool_;
   uint64_t id_;
   State state_ = State::kConnecting;
   std::unique_ptr<core::TcpStream> stream_;  // replaced when backend_tls allow retries with TLS
@@ -129,7 +137,7 @@ class ServerConn final : public core::TcpStreamHandler, public codec::ServerCode
   core::TlsContextPtr tls_;
   enum class TlsNext { kNone, kStart, kPlain, kRefused };
   TlsNext tls_next_ = TlsNext::kNone;
-  core::Timer connect_timer_;
+  std::unique_ptr<core::Timer> connect_timer_;  // made again on each worker it moves to
   ClientSession* client_ = nullptr;
   codec::TxState tx_ = codec::TxState::kIdle;
   int64_t outstanding_ = 0;

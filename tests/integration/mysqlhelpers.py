@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pymysql
 
+from wphelpers import default_workers
+
 REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = REPO / "tests" / "node"
 
@@ -99,7 +101,7 @@ def my_backend_addr(env):
 # ---------------------------------------------------------------- config
 
 
-def make_my_config(env, users, shutdown_timeout="5s", workers=1, **proxy_overrides):
+def make_my_config(env, users, shutdown_timeout="5s", workers=None, **proxy_overrides):
     """A wirepool config dict with one mysql proxy named 'my' in front of the
     sandbox MariaDB. users: list of (name, password) or of dicts. A proxy
     override of None removes that key."""
@@ -128,7 +130,7 @@ def make_my_config(env, users, shutdown_timeout="5s", workers=1, **proxy_overrid
         else:
             proxy[k] = v
     return {
-        "workers": workers,
+        "workers": default_workers() if workers is None else workers,
         "shutdown_timeout": shutdown_timeout,
         "users": user_entries,
         "proxies": [proxy],

@@ -62,7 +62,13 @@ def backend_addr(env):
 # ---------------------------------------------------------------- config
 
 
-def make_config(env, users, shutdown_timeout="5s", workers=1, **proxy_overrides):
+def default_workers():
+    """The `workers` of every test config that does not set its own: 1, or
+    WP_TEST_WORKERS (tools/test runs the suite a second time with 2)."""
+    return int(os.environ.get("WP_TEST_WORKERS", "1"))
+
+
+def make_config(env, users, shutdown_timeout="5s", workers=None, **proxy_overrides):
     """A wirepool config dict with one postgres proxy named 'pg' in front of
     the sandbox. users: list of (name, password) or of dicts. A proxy
     override of None removes that key."""
@@ -91,7 +97,7 @@ def make_config(env, users, shutdown_timeout="5s", workers=1, **proxy_overrides)
         else:
             proxy[k] = v
     return {
-        "workers": workers,
+        "workers": default_workers() if workers is None else workers,
         "shutdown_timeout": shutdown_timeout,
         "users": user_entries,
         "proxies": [proxy],

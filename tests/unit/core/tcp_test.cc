@@ -27,9 +27,9 @@ TEST(TcpStreamTest, CloseAfterFlushGivesUpOnAPeerThatNeverReads) {
   EventLoop loop;
   NullHandler handler;
   std::unique_ptr<TcpStream> accepted;
-  TcpListener listener(loop.get(), [&](uv_stream_t* server) {
+  TcpListener listener(loop.get(), [&](int fd) {
     accepted = std::make_unique<TcpStream>(loop.get(), handler);
-    ASSERT_TRUE(accepted->AcceptFrom(server).ok());
+    ASSERT_TRUE(accepted->Adopt(fd).ok());
     // Far more than the kernel buffers of both ends hold.
     accepted->Write(std::string(64 << 20, 'x'));
     accepted->CloseAfterFlush(absl::Milliseconds(200));

@@ -112,9 +112,9 @@ struct Pair {
   void Run(TlsContextPtr server_ctx, TlsContextPtr client_ctx) {
     server_side.context = std::move(server_ctx);
     client_side.context = std::move(client_ctx);
-    listener = std::make_unique<TcpListener>(loop.get(), [this](uv_stream_t* srv) {
+    listener = std::make_unique<TcpListener>(loop.get(), [this](int fd) {
       accepted = std::make_unique<TcpStream>(loop.get(), server_side);
-      ASSERT_TRUE(accepted->AcceptFrom(srv).ok());
+      ASSERT_TRUE(accepted->Adopt(fd).ok());
       accepted->StartReading();
       server_side.start_status = accepted->StartTls(server_side.context);
     });

@@ -215,7 +215,7 @@ proxies:
     client_auth: md5
 )"));
   ASSERT_TRUE(settings.ok()) << settings.status();
-  EXPECT_EQ(settings->workers, 1u);  // 0 (one per core) is one loop for now
+  EXPECT_EQ(settings->workers, 0u);  // one per core, decided at start
   EXPECT_EQ(settings->shutdown_timeout, absl::Seconds(90));
   EXPECT_EQ(settings->log_level, "debug");
   ASSERT_THAT(settings->users, SizeIs(2));
@@ -526,9 +526,13 @@ TEST(ConfigLoaderTest, Addresses) {
 }
 
 TEST(ConfigLoaderTest, Workers) {
-  EXPECT_THAT(Errors(absl::StrReplaceAll(kContract, {{"workers: 1", "workers: 4"}})),
-              ElementsAre("workers (line 1): 4 workers are not supported yet in this version; "
-                          "use 1"));
+  EXPECT_THAT(Errors(absl::StrReplaceAll(kContract, {{"workers: 1", "workers: 65"}})),
+              ElementsAre("workers (line 1): 65 is more than the 64 event-loop threads wirepool "
+                          "runs"));
+  absl::StatusOr<Settings> four =
+      Load(absl::StrReplaceAll(kContract, {{"workers: 1", "workers: 4"}}));
+  ASSERT_TRUE(four.ok()) << four.status();
+  EXPECT_EQ(four->workers, 4u);
   absl::StatusOr<Settings> settings = Load(absl::StrCat(kUsers, kProxy));
   ASSERT_TRUE(settings.ok()) << settings.status();
   EXPECT_EQ(settings->workers, 1u);

@@ -1,0 +1,110 @@
+#pragma once
+
+// What the workers of one configured proxy share. Each worker (an event-loop thread) runs its own
+// ProxyInstance with its own clients, server connections and pools; this is the little that must
+// be one for all of them: the global server limit, the ids, where each client's cancel key lives,
+// the failed-login table, SCRAM pass-through keys, the backend's parameters, and per pool key how
+// many idle servers and waiting clients each worker has (so that an idle server can go to a
+// worker whose clients wait). Nothing here is touched per message: ids and cancel keys once per
+// connection, the limit once per server opened or closed, the counts once per borrow or release
+// (a relaxed store into the worker's own cache line).
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "codecs/api/codec.h"
+#include "core/loop.h"
+#include "proto/config_loader.h"
+#include "proxy/auth_guard.h"
+
+namespace wirepool::proxy {
+
+class ProxyInstance;
+
+// Per pool key: what each worker has, published by that worker, read by the others.
+struct PoolCounts {
+  struct alignas(64) Slot {
+    std::atomic<int> idle{0};
+    std::atomic<int> waiting{0};
+  };
+  Slot slots[config::kMaxWorkers];
+};
+
+class ProxyShared {
+ public:
+  explicit ProxyShared(int workers);
+
+  int workers() const { return static_cast<int>(loops_.size()); }
+  bool multi() const { return loops_.size() > 1; }
+  // Set before any loop runs, read-only afterwards: any thread may post to any worker's loop.
+  void SetLoop(int worker, core::EventLoop* loop) { loops_[worker] = loop; }
+  core::EventLoop& loop(int worker) const { return *loops_[worker]; }
+  // Worker `worker`'s instance of this proxy, null once it is gone. Only that worker's thread
+  // sets it or reads it (a task posted to its loop looks it up when it runs).
+  void SetInstance(int worker, ProxyInstance* instance) { instances_[worker] = instance; }
+  ProxyInstance* instance(int worker) const { return instances_[worker]; }
+  size_t clients() const { return clients_.load(std::memory_order_acquire); }
+
+  uint64_t NextClientId() { return next_client_id_.fetch_add(1, std::memory_order_relaxed); }
+  // Client connections of all workers (max_client_connections): the count after adding one.
+  size_t AddClient() { return clients_.fetch_add(1, std::memory_order_acq_rel) + 1; }
+  void RemoveClient() { clients_.fetch_sub(1, std::memory_order_acq_rel); }
+  uint64_t NextServerId() { return next_server_id_.fetch_add(1, std::memory_order_relaxed); }
+
+  // The global server limit (max_backend_connections): a server may be opened only after a
+  // successful reservation, and gives it back when it closes.
+  bool TryReserveServer(uint32_t max);
+  void ReleaseServer() { total_servers_.fetch_sub(1, std::memory_order_acq_rel); }
+  int total_servers() const { return total_servers_.load(std::memory_order_acquire); }
+
+  // Stable for the life of the proxy (pools are never removed).
+  PoolCounts& CountsFor(const std::string& user, const std::string& key);
+  // Per worker: how many of its idle servers (any pool) and waiting clients (any pool).
+  PoolCounts::Slot& worker_totals(int worker) { return worker_totals_.slots[worker]; }
+
+  struct CancelOwner {
+    int worker = 0;
+    std::string user;
+  };
+  void RegisterCancelKey(const std::string& key, int worker, const std::string& user);
+  void UnregisterCancelKey(const std::string& key);
+  std::optional<CancelOwner> FindCancelKey(std::string_view key) const;
+
+  uint64_t AuthBannedForMs(std::string_view host, uint64_t now_ms) const;
+  bool RecordAuthFailure(std::string_view host, uint64_t now_ms, const AuthGuardSettings& s);
+  void PruneAuthFailures(uint64_t now_ms, const AuthGuardSettings& s);
+
+  void RememberScramClientKey(const std::string& user, std::string client_key);
+  std::string ScramClientKey(const std::string& user) const;
+
+  std::shared_ptr<const codec::ParamList> server_params() const;
+  // `only_if_unknown`: the startup probe does not overwrite what a real login reported.
+  void SetServerParams(const codec::ParamList& params, bool only_if_unknown);
+
+ private:
+  std::vector<core::EventLoop*> loops_;
+  std::vector<ProxyInstance*> instances_;
+  std::atomic<uint64_t> next_client_id_{1};
+  std::atomic<uint64_t> next_server_id_{1};
+  std::atomic<int> total_servers_{0};
+  std::atomic<size_t> clients_{0};
+  PoolCounts worker_totals_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<PoolCounts>> counts_;
+  absl::flat_hash_map<std::string, CancelOwner> cancel_keys_;
+  AuthGuard auth_guard_;
+  absl::flat_hash_map<std::string, std::string> scram_client_keys_;  // by user name
+  std::shared_ptr<const codec::ParamList> server_params_;
+};
+
+}  // namespace wirepool::proxy
