@@ -5,6 +5,7 @@
 #include <charconv>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "codecs/mysql/classify.h"
 #include "codecs/mysql/sql_statements.h"
 #include "codecs/mysql/wire.h"
@@ -22,10 +23,7 @@ constexpr uint8_t kTrackSchema = 1;
 constexpr uint8_t kTrackStateChange = 2;
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+  return absl::EqualsIgnoreCase(Av(a), Av(b));  // ASCII: no libc call per character
 }
 
 ByteView AsBytes(std::string_view s) {

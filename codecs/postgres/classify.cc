@@ -1,6 +1,7 @@
 #include "codecs/postgres/classify.h"
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -427,14 +428,29 @@ bool PrefilterClears(std::string_view sql) {
   const std::string_view word = sql.substr(begin, pos - begin);
   bool cleared = false;
   for (std::string_view keyword : kClearedKeywords) {
-    cleared = cleared || (word.size() == keyword.size() && StartsWithNoCase(word, keyword));
+    if (word.size() == keyword.size() && StartsWithNoCase(word, keyword)) {
+      cleared = true;
+      break;
+    }
   }
   if (!cleared) {
     return false;
   }
   const bool into_matters = StartsWithNoCase(word, "select") || StartsWithNoCase(word, "with") ||
                             StartsWithNoCase(word, "explain");
+  // Every query in transaction pooling comes through here: most characters are none of the few
+  // the switch below looks at, and one table lookup passes them.
+  static constexpr auto kLooked = [] {
+    std::array<bool, 256> t{};
+    for (unsigned char c : std::string_view(";&aAsStTpPiI")) {
+      t[c] = true;
+    }
+    return t;
+  }();
   for (size_t i = pos; i < sql.size(); ++i) {
+    if (!kLooked[static_cast<unsigned char>(sql[i])]) {
+      continue;
+    }
     const std::string_view rest = sql.substr(i);
     switch (Lower(sql[i])) {
       case ';':

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <iterator>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "codecs/postgres/classify.h"
 #include "codecs/postgres/wire.h"
 #include "core/crypto.h"
@@ -27,26 +29,13 @@ WireError ToWireError(ByteView whole_message) {
   return e;
 }
 
+// ASCII (absl's table), not libc's tolower: parameter names are ASCII, and this runs for every
+// parameter of every client on every attach, where a libc call per character showed up.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
+  return absl::EqualsIgnoreCase(Av(a), Av(b));
 }
 
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
+std::string ToLower(std::string_view s) { return absl::AsciiStrToLower(Av(s)); }
 
 ParamList::iterator FindParam(ParamList& list, std::string_view name) {
   return std::find_if(list.begin(), list.end(),
@@ -91,6 +80,7 @@ void ServerCodec::SendStartup() {
   w.U8(0);
   applied_ = login_.params;
   baseline_ = login_.params;
+  ++param_gen_;
   state_ = State::kLogin;
   sink_.SendToServer(w.Take());
 }
@@ -396,6 +386,7 @@ Step ServerCodec::OnRunning(ByteView in) {
 }
 
 void ServerCodec::SetParameter(std::string_view name, std::string_view value) {
+  ++param_gen_;
   auto it = FindParam(params_, name);
   if (it != params_.end()) {
     it->second = std::string(value);
@@ -501,6 +492,7 @@ void ServerCodec::SendReset() {
   sql_requests_.clear();
   applied_ = login_.params;
   baseline_ = login_.params;
+  ++param_gen_;
   if (tx_ != TxState::kIdle) {
     // DISCARD ALL cannot run inside a transaction block; a separate message ends it first.
     SendInternal("ROLLBACK");
@@ -514,6 +506,7 @@ void ServerCodec::SendSetParameters(const ParamList& params) {
     return;
   }
   std::string sql;
+  ++param_gen_;
   for (const auto& [name, value] : params) {
     absl::StrAppend(&sql, "SET ", QuoteIdent(ToLower(name)), " TO ", QuoteLiteral(value), ";");
     auto it = FindParam(applied_, name);
@@ -566,6 +559,7 @@ bool ReadOnly(std::string_view name) {
 }  // namespace
 
 void ServerCodec::NoteChanged(std::string_view name, std::string_view value) {
+  ++param_gen_;
   auto it = FindParam(applied_, name);
   if (it != applied_.end()) {
     it->second = std::string(value);
@@ -575,6 +569,9 @@ void ServerCodec::NoteChanged(std::string_view name, std::string_view value) {
 }
 
 bool ServerCodec::ApplyParameters(const ParamList& wanted) {
+  if (apply_gen_ == param_gen_ && wanted == apply_wanted_) {
+    return ApplySqlStatements(wanted);
+  }
   std::string sets;
   for (const auto& [name, value] : wanted) {
     if (ReadOnly(name) || SqlStatementOfParam(name)) {
@@ -597,6 +594,7 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
     if (ReadOnly(it->first)) {
       // Reported by the server (SET ROLE, a promotion), never set by anyone: nothing to reset.
       it = applied_.erase(it);
+      ++param_gen_;
       continue;
     }
     bool keep = FindParam(wanted, it->first) != wanted.end();
@@ -627,6 +625,12 @@ bool ServerCodec::ApplyParameters(const ParamList& wanted) {
   if (!sets.empty() || !resets.empty()) {
     SendInternal(Cat(resets, sets.empty() ? "" : Cat(sets, ";")));
     sent = true;
+    ++param_gen_;
+  } else {
+    apply_gen_ = param_gen_;
+    if (apply_wanted_ != wanted) {
+      apply_wanted_ = wanted;
+    }
   }
   // After the parameters, so that a statement is prepared under the client's search_path.
   return ApplySqlStatements(wanted) || sent;
@@ -677,6 +681,7 @@ void ServerCodec::OnReadBackRow(ByteView body) {
     // when they change; a copy there would go stale at the next RESET.
     NoteChanged(name, *value);
     if (reading_baseline_) {
+      ++param_gen_;
       auto it = FindParam(baseline_, name);
       if (it != baseline_.end()) {
         it->second = std::string(*value);
@@ -690,6 +695,7 @@ void ServerCodec::OnReadBackRow(ByteView body) {
 
 bool ServerCodec::SendBaseline(const std::vector<std::string>& init_sql) {
   baseline_ = applied_;
+  ++param_gen_;
   std::vector<std::string> names;
   for (const std::string& sql : init_sql) {
     for (std::string& name : ClassifySql(sql).read_back) {

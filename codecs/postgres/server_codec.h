@@ -118,6 +118,13 @@ class ServerCodec final : public codec::ServerCodec {
   // What the session has after the proxy's own setup: the startup packet's parameters and what
   // init_sql set (SendBaseline); reset to the startup packet's by SendReset.
   ParamList baseline_;
+  // Bumped by every change to params_, applied_ or baseline_. ApplyParameters found nothing to
+  // send for `apply_wanted_` at generation `apply_gen_`: the same list at the same generation
+  // needs nothing either (a transaction-pooled client that gets its server again, or one with the
+  // same parameters: most attaches), without comparing every parameter again.
+  uint64_t param_gen_ = 0;
+  uint64_t apply_gen_ = UINT64_MAX;
+  ParamList apply_wanted_;
   bool reading_baseline_ = false;       // the SendReadBack under way is SendBaseline's
   std::vector<std::string> read_back_;  // the names of the SendReadBack under way
   // Transaction pooling (see StatementNote): the Parse / Close / Sync messages whose answers are
