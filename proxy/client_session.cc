@@ -31,19 +31,28 @@ ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
     : proxy_(proxy),
       id_(id),
       stream_(proxy.uv_loop(), *this),
-      timer_(proxy.uv_loop(), [this] { OnDeadline(); }) {}
+      timer_([](void* self) { static_cast<ClientSession*>(self)->OnDeadline(); }, this) {}
 
-ClientSession::~ClientSession() { *self_ = nullptr; }
+ClientSession::~ClientSession() {
+  if (self_ != nullptr) {
+    *self_ = nullptr;
+  }
+}
+
+std::string_view ClientSession::peer_host() const {
+  std::string_view peer = stream_.peer();
+  return peer.substr(0, peer.rfind(':'));
+}
 
 void ClientSession::Arm(Deadline what, absl::Duration after) {
   deadline_ = what;
-  timer_.Start(after);
+  proxy_.deadlines().Arm(timer_, after);
 }
 
 void ClientSession::Disarm(Deadline what) {
   if (deadline_ != Deadline::kNone && (what == Deadline::kNone || what == deadline_)) {
     deadline_ = Deadline::kNone;
-    timer_.Stop();
+    proxy_.deadlines().Disarm(timer_);
   }
 }
 
@@ -96,8 +105,7 @@ absl::Status ClientSession::Accept(int fd) {
     }
     options.refuse_pins = refuse_pins_;
   }
-  peer_host_ = stream_.peer().substr(0, stream_.peer().rfind(':'));
-  options.peer_host = peer_host_;
+  options.peer_host = std::string(peer_host());
   tls_ = proxy_.client_tls();
   options.tls_available = tls_ != nullptr;
   if (tls_ != nullptr) {
@@ -283,9 +291,9 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
   if (RefusedByTlsMode(info)) {
     return;
   }
-  if (uint64_t banned_ms = proxy_.AuthBannedForMs(peer_host_); banned_ms > 0) {
+  if (uint64_t banned_ms = proxy_.AuthBannedForMs(peer_host()); banned_ms > 0) {
     FailWith(codec::ProxyError::kAuthFailed,
-             Cat("too many failed logins from ", peer_host_, ": refused for another ",
+             Cat("too many failed logins from ", peer_host(), ": refused for another ",
                  (banned_ms + 999) / 1000, "s"));
     return;
   }
@@ -330,7 +338,7 @@ void ClientSession::OnAuthFailed(std::string_view reason) {
   proxy_.CountError("auth_failed");
   spdlog::info("conn={} proxy={} user=\"{}\" authentication failed from {}: {}", name(),
                proxy_.settings().name, startup_.user, stream_.peer(), reason);
-  proxy_.RecordAuthFailure(peer_host_);
+  proxy_.RecordAuthFailure(peer_host());
   const absl::Duration delay = proxy_.settings().auth_failure_delay;
   if (delay <= absl::ZeroDuration()) {
     Close("authentication failed");
@@ -594,6 +602,9 @@ void ClientSession::CancelRunning() {
   // The server stays with this client until the cancel is through, so that it can never stop
   // the next client's statement.
   ++cancels_in_flight_;
+  if (self_ == nullptr) {
+    self_ = std::make_shared<ClientSession*>(this);  // made on first use: most clients never cancel
+  }
   std::weak_ptr<ClientSession*> self = self_;
   proxy_.CancelOn(*server_, [self] {
     auto alive = self.lock();

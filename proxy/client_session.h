@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "codecs/api/codec.h"
+#include "core/deadlines.h"
 #include "core/fifo.h"
 #include "core/tcp.h"
 #include "core/timer.h"
@@ -74,6 +75,8 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   std::string name() const { return "c" + std::to_string(id_); }
   const codec::StartupInfo& startup() const { return startup_; }
   const User* user() const { return user_; }
+  // The client's address without the port.
+  std::string_view peer_host() const;
   ServerConn* server() const { return server_; }
   bool mid_request() const { return codec_->MidRequest(); }
   // Cancels whatever the client's server is running for it, if anything.
@@ -145,7 +148,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   State state_ = State::kLogin;
   core::TcpStream stream_;
   std::unique_ptr<codec::ClientCodec> codec_;
-  core::Timer timer_;
+  core::Deadline timer_;  // in the worker's DeadlineQueue: no uv timer per client
   Deadline deadline_ = Deadline::kNone;
   UserTablePtr users_;  // the table this client logged in against
   const User* user_ = nullptr;
@@ -157,7 +160,6 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   core::TlsContextPtr tls_;
   std::optional<codec::TlsStart> tls_request_;  // asked for, not started yet
   bool tls_direct_ = false;
-  std::string peer_host_;     // the client's address without the port
   bool auth_failed_ = false;  // the error waits for auth_failure_delay, then the connection closes
   bool driving_ = false;
   bool redrive_ = false;
@@ -176,7 +178,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   std::vector<std::string> read_back_;  // parameters to read back before the server goes
   int cancels_in_flight_ = 0;
   // Lets callbacks that may outlive this session (a cancel's completion) find it or not.
-  std::shared_ptr<ClientSession*> self_ = std::make_shared<ClientSession*>(this);
+  std::shared_ptr<ClientSession*> self_;
 };
 
 }  // namespace wirepool::proxy

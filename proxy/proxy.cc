@@ -28,7 +28,8 @@ ProxyInstance::ProxyInstance(core::EventLoop& loop, config::ProxySettings settin
       settings_(std::move(settings)),
       protocol_(std::move(protocol)),
       users_(std::move(users)),
-      janitor_(loop.get(), [this] { Janitor(); }) {
+      janitor_(loop.get(), [this] { Janitor(); }),
+      deadlines_(loop.get()) {
   shared_->SetLoop(worker_, &loop_);
   shared_->SetInstance(worker_, this);
 }
@@ -436,18 +437,34 @@ void ProxyInstance::OnClientClosed(ClientSession& client) {
   shared_->RemoveClient();
 }
 
+// One worker keeps its keys to itself: the shared table would be a second copy of every key.
 void ProxyInstance::RegisterCancelKey(const std::string& key, ClientSession& client) {
   cancel_keys_[key] = &client;
-  shared_->RegisterCancelKey(key, worker_, client.startup().user);
+  if (shared_->multi()) {
+    shared_->RegisterCancelKey(key, worker_, client.startup().user);
+  }
 }
 
 void ProxyInstance::UnregisterCancelKey(const std::string& key) {
   cancel_keys_.erase(key);
-  shared_->UnregisterCancelKey(key);
+  if (shared_->multi()) {
+    shared_->UnregisterCancelKey(key);
+  }
+}
+
+std::optional<ProxyShared::CancelOwner> ProxyInstance::FindCancelKey(std::string_view key) const {
+  if (shared_->multi()) {
+    return shared_->FindCancelKey(key);
+  }
+  auto it = cancel_keys_.find(Av(key));
+  if (it == cancel_keys_.end()) {
+    return std::nullopt;
+  }
+  return ProxyShared::CancelOwner{worker_, it->second->startup().user};
 }
 
 void ProxyInstance::ForwardCancel(std::string_view key) {
-  auto owner = shared_->FindCancelKey(key);
+  auto owner = FindCancelKey(key);
   if (!owner.has_value()) {
     spdlog::info("proxy={} cancel request with an unknown key ignored", settings_.name);
     return;
@@ -501,7 +518,7 @@ void ProxyInstance::CancelOn(ServerConn& server, std::function<void()> on_done) 
 }
 
 bool ProxyInstance::Kill(ClientSession& asker, std::string_view target_key, bool whole_connection) {
-  auto owner = shared_->FindCancelKey(target_key);
+  auto owner = FindCancelKey(target_key);
   if (!owner.has_value() || owner->user != asker.startup().user) {
     return false;
   }
@@ -621,7 +638,8 @@ bool ProxyInstance::MoveServer(ServerConn& server, int to) {
   ServerConn* raw = it->second.release();
   servers_.erase(it);
   spdlog::debug("conn={} pool={} moves to worker {}", raw->name(), pool.name, to);
-  shared_->loop(to).Post([shared = shared_, to, raw, fd] {
+  // The pool's names go by value: this worker's Pool is not the other thread's to read.
+  shared_->loop(to).Post([shared = shared_, to, raw, fd, user = pool.user, key = pool.key] {
     ProxyInstance* target = shared->instance(to);
     if (target == nullptr) {
       ::close(fd);
@@ -629,14 +647,15 @@ bool ProxyInstance::MoveServer(ServerConn& server, int to) {
       shared->ReleaseServer();
       return;
     }
-    target->AdoptServer(raw, fd);
+    target->AdoptServer(raw, fd, user, key);
   });
   return true;
 }
 
-void ProxyInstance::AdoptServer(ServerConn* raw, int fd) {
+void ProxyInstance::AdoptServer(ServerConn* raw, int fd, const std::string& user,
+                                const std::string& key) {
   std::unique_ptr<ServerConn> server(raw);
-  Pool& pool = PoolFor(raw->pool().user, raw->pool().key);
+  Pool& pool = PoolFor(user, key);
   pool.asked_elsewhere = false;
   absl::Status st = server->JoinWorker(*this, pool, fd);
   if (!st.ok()) {

@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "codecs/api/codec.h"
+#include "core/deadlines.h"
 #include "core/loop.h"
 #include "core/tcp.h"
 #include "core/timer.h"
@@ -78,6 +79,8 @@ class ProxyInstance {
 
   // For sessions and servers.
   uv_loop_t* uv_loop() { return loop_.get(); }
+  // Client deadlines (login, borrow, idle in transaction) of this worker.
+  core::DeadlineQueue& deadlines() { return deadlines_; }
   core::EventLoop& loop() { return loop_; }
   const codec::Protocol& protocol() const { return *protocol_; }
   const config::ProxySettings& settings() const { return settings_; }
@@ -136,6 +139,8 @@ class ProxyInstance {
   // Worker 0: an accepted socket, for the next worker in turn.
   void Accept(int fd);
   void AcceptHere(int fd);
+  // Where the client holding a cancel key lives, and its user.
+  std::optional<ProxyShared::CancelOwner> FindCancelKey(std::string_view key) const;
   // The parts of ForwardCancel and Kill that run on the worker of the target client.
   void CancelHere(const std::string& key);
   void KillHere(const std::string& key, bool whole_connection);
@@ -153,7 +158,7 @@ class ProxyInstance {
   bool MoveServer(ServerConn& server, int to);
   // Moves this worker's idle servers of the pool to workers whose clients wait for it.
   void Rebalance(const std::string& user, const std::string& key);
-  void AdoptServer(ServerConn* server, int fd);
+  void AdoptServer(ServerConn* server, int fd, const std::string& user, const std::string& key);
   // Tells the workers that have waiting clients that a server slot may be free.
   void NudgeWaitingWorkers();
   bool OtherWorkersWait() const;
@@ -185,6 +190,7 @@ class ProxyInstance {
   TlsContexts tls_;
   std::unique_ptr<core::TcpListener> listener_;
   core::Timer janitor_;
+  core::DeadlineQueue deadlines_;  // before clients_: outlives every client
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
   absl::flat_hash_map<ClientSession*, std::unique_ptr<ClientSession>> clients_;
   absl::flat_hash_map<ServerConn*, std::unique_ptr<ServerConn>> servers_;
