@@ -276,7 +276,10 @@ Step ServerCodec::OnAuthSwitch(ByteView payload) {
         "support"));
   }
   std::string_view data = r.Rest();
-  if (!data.empty() && data.back() == '\0') {
+  // mysql_native_password and caching_sha2 send their 20-byte scramble NUL-terminated;
+  // client_ed25519 sends its 32-byte nonce bare, and one nonce in 256 ends in a zero byte that is
+  // part of it (stripping it failed those logins with 1045).
+  if (*name != kEd25519 && !data.empty() && data.back() == '\0') {
     data.remove_suffix(1);
   }
   plugin_ = std::string(*name);

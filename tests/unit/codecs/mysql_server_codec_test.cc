@@ -488,6 +488,19 @@ TEST(MysqlServerCodecTest, Ed25519AfterAuthSwitch) {
                   "login-complete", Cat("consume ", Pkt(2, Ok()).size()), "end buffered=0"}));
 }
 
+TEST(MysqlServerCodecTest, Ed25519NonceEndingInZeroIsSignedWhole) {
+  std::string scramble32 = "0123456789abcdefghijklmnopqrstu";
+  scramble32.push_back('\0');  // random nonces do this once in 256 logins
+  Writer sw;
+  sw.U8(0xfe).NulString("client_ed25519").Bytes(scramble32);
+  std::string handshake = Handshake("mysql_native_password");
+  auto events = RunAllWays(Login(), {Feed(handshake), Feed(Pkt(2, sw.payload()) + Pkt(4, Ok()))});
+  absl::StatusOr<std::string> signature = Ed25519Response(kPassword, scramble32);
+  ASSERT_TRUE(signature.ok());
+  EXPECT_EQ(events[2], Cat("send ", Bytes(Pkt(3, *signature))));
+  EXPECT_EQ(events[4], "login-complete");
+}
+
 TEST(MysqlServerCodecTest, AuthSwitchStripsTrailingNulAndAnswersNative) {
   std::string scramble2 = "ABCDEFGHIJKLMNOPQRST";
   Writer sw;
