@@ -17,6 +17,7 @@ from wphelpers import (
     psql,
     run_in_thread,
     scalar,
+    wait_until_running,
 )
 
 
@@ -170,18 +171,7 @@ def test_cancel_pg_sleep(env, wp, role, admin):
                 cur.execute("SELECT pg_sleep(30)")
 
         t, box = run_in_thread(sleep)
-        # Wait until the backend really runs the sleep.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with admin.cursor() as cur:
-                cur.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s",
-                            (backend_pid,))
-                row = cur.fetchone()
-            if row and row[0] == "active" and "pg_sleep" in row[1]:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("pg_sleep(30) never showed up as active in pg_stat_activity")
+        wait_until_running(admin, "pg_sleep", pid=backend_pid)
 
         cancelled_at = time.monotonic()
         conn.cancel()

@@ -41,6 +41,7 @@ from wphelpers import (
     read_until_closed,
     run_in_thread,
     scalar,
+    wait_until_running,
 )
 from wpwire import (
     SSL_REQUEST_CODE,
@@ -679,18 +680,7 @@ def test_cancel_over_tls_backend(env, wirepool, config, certs, sandbox_tls, tlso
         try:
             backend_pid = scalar(conn, "SELECT pg_backend_pid()")
             t, box = run_in_thread(lambda: conn.cursor().execute("SELECT pg_sleep(30)"))
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                row = None
-                with admin.cursor() as cur:
-                    cur.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s",
-                                (backend_pid,))
-                    row = cur.fetchone()
-                if row and row[0] == "active" and "pg_sleep" in row[1]:
-                    break
-                time.sleep(0.05)
-            else:
-                pytest.fail("pg_sleep(30) never became active")
+            wait_until_running(admin, "pg_sleep", pid=backend_pid)
             opened = len(relay.connections())
             log_before = len(wp.log_text())
             sent = time.monotonic()

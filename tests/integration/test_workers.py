@@ -11,9 +11,9 @@ for another pool across workers, and cancel requests find their client on any wo
 import time
 
 import psycopg2
-import pytest
 
-from wphelpers import ActivitySampler, connect, parse_pgbench, pgbench, run_in_thread, scalar
+from wphelpers import (ActivitySampler, connect, parse_pgbench, pgbench, run_in_thread, scalar,
+                       wait_until_running)
 
 
 def test_idle_server_moves_to_the_worker_whose_client_waits(env, wirepool, config, role):
@@ -98,16 +98,7 @@ def test_cancel_finds_its_client_on_another_worker(env, wirepool, config, role, 
                 cur.execute("SELECT pg_sleep(30)")
 
         t, box = run_in_thread(sleep)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with admin.cursor() as cur:
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND "
-                            "state = 'active' AND query LIKE %s", (role.name, "%pg_sleep(30)%"))
-                if cur.fetchone()[0] == 1:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("pg_sleep(30) never showed up as active")
+        wait_until_running(admin, "pg_sleep(30)", user=role.name)
         conn.cancel()
         t.join(timeout=10)
         assert not t.is_alive(), "the cancel did not reach the client's server"

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import psycopg2
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -395,6 +396,22 @@ class ActivitySampler:
     @property
     def max(self):
         return max(self.samples) if self.samples else 0
+
+
+def wait_until_running(admin_conn, needle, *, pid=None, user=None, timeout=5.0):
+    """Waits until a backend (by pid, or any backend of `user`) is active running a query that
+    contains `needle`, as pg_stat_activity shows it; fails the test after `timeout` seconds."""
+    column, value = ("pid", pid) if pid is not None else ("usename", user)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with admin_conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {column} = %s AND "
+                        "state = 'active' AND strpos(query, %s) > 0 AND pid <> pg_backend_pid()",
+                        (value, needle))
+            if cur.fetchone()[0] > 0:
+                return
+        time.sleep(0.05)
+    pytest.fail(f"{needle} never showed up as active in pg_stat_activity")
 
 
 def run_in_thread(fn, *args, **kwargs):
