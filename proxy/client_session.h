@@ -18,7 +18,6 @@
 #include "core/deadlines.h"
 #include "core/fifo.h"
 #include "core/tcp.h"
-#include "core/timer.h"
 #include "proxy/users.h"
 
 namespace wirepool::proxy {

@@ -316,6 +316,31 @@ TEST(PostgresTxpoolTest, ApplyQuotesNamesAndValues) {
                           }));
 }
 
+// ApplyParameters remembers that a list needed nothing; a change the server reports afterwards
+// (here a client's SET) must make the same list count again, not reuse that answer.
+TEST(PostgresTxpoolTest, ApplyRechecksTheSameListAfterTheServerReportsAChange) {
+  std::string client_answer =
+      Complete("SET") + ParameterStatus("application_name", "other") + ReadyForQuery('I');
+  ParamList wanted = {{"application_name", "app"}};
+  auto events = RunAllWays({Apply(wanted), Apply(wanted), Feed(client_answer), Apply(wanted)});
+  EXPECT_EQ(Join(events), Join({
+                              "apply {application_name=app}",
+                              "-> false",
+                              "apply {application_name=app}",
+                              "-> false",
+                              Cat("forward ", Hex(Complete("SET"))),
+                              "param application_name=other",
+                              Cat("forward ", Hex(ParameterStatus("application_name", "other"))),
+                              "ready idle",
+                              Cat("forward ", Hex(ReadyForQuery('I'))),
+                              "apply {application_name=app}",
+                              "query SELECT pg_catalog.set_config(E'application_name', E'app', "
+                              "false);",
+                              "-> true",
+                              "end buffered=0",
+                          }));
+}
+
 TEST(PostgresTxpoolTest, ChangesAClientMadeAreResetForTheNext) {
   // A client's SET application_name: reported to the sink and forwarded; the next client, who
   // does not want it, gets the startup value back.
