@@ -5,7 +5,6 @@
 #include "codecs/mysql/classify.h"
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
 #include <initializer_list>
 #include <iterator>
@@ -14,6 +13,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/needle_scan.h"
 
 namespace wirepool::codec::mysql {
 namespace {
@@ -102,16 +103,11 @@ bool BareBegin(std::string_view rest) {
   return i == rest.size() || rest[i] == ';';
 }
 
-// The substrings that send a text to the lexer (lower case), and the bytes they start with.
+// The substrings that send a text to the lexer (lower case).
 constexpr std::string_view kNeedles[] = {
     "@", "get_lock", "release_all_locks", "sql_calc_found_rows", "/*!", "/*m!", ";"};
-constexpr auto kNeedleStarts = [] {
-  std::array<bool, 256> starts{};
-  for (unsigned char c : std::string_view("@gGrRsS/;tT")) {
-    starts[c] = true;
-  }
-  return starts;
-}();
+// Where they may start (with "temporary", looked for after CREATE): the first two bytes of each.
+constexpr core::NeedleScan kNeedleScan({"@", "ge", "re", "sq", "/*", ";", "te"});
 
 // ---- tokens ------------------------------------------------------------------------------------
 
@@ -450,10 +446,7 @@ bool PrefilterClears(std::string_view sql) {
                                         !EqualsNoCase(word, "CALL") && !EqualsNoCase(word, "GET")) {
     return false;
   }
-  for (size_t i = 0; i < sql.size(); ++i) {
-    if (!kNeedleStarts[static_cast<unsigned char>(sql[i])]) {
-      continue;
-    }
+  for (size_t i = kNeedleScan.Next(sql, 0); i != kNpos; i = kNeedleScan.Next(sql, i + 1)) {
     if ((create && HasAt(sql, i, "temporary")) ||
         std::any_of(std::begin(kNeedles), std::end(kNeedles),
                     [&](std::string_view needle) { return HasAt(sql, i, needle); })) {

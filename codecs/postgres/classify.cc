@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "codecs/postgres/parse_tree.h"
+#include "core/needle_scan.h"
 
 namespace wirepool::codec::postgres {
 namespace {
@@ -438,19 +439,10 @@ bool PrefilterClears(std::string_view sql) {
   }
   const bool into_matters = StartsWithNoCase(word, "select") || StartsWithNoCase(word, "with") ||
                             StartsWithNoCase(word, "explain");
-  // Every query in transaction pooling comes through here: most characters are none of the few
-  // the switch below looks at, and one table lookup passes them.
-  static constexpr auto kLooked = [] {
-    std::array<bool, 256> t{};
-    for (unsigned char c : std::string_view(";&aAsStTpPiI")) {
-      t[c] = true;
-    }
-    return t;
-  }();
-  for (size_t i = pos; i < sql.size(); ++i) {
-    if (!kLooked[static_cast<unsigned char>(sql[i])]) {
-      continue;
-    }
+  // Every query in transaction pooling comes through here: the scan finds where one of the
+  // substrings below may start, and only there does the switch look.
+  static constexpr core::NeedleScan kScan({";", "&\"", "ad", "se", "te", "pg", "in"});
+  for (size_t i = kScan.Next(sql, pos); i != std::string_view::npos; i = kScan.Next(sql, i + 1)) {
     const std::string_view rest = sql.substr(i);
     switch (Lower(sql[i])) {
       case ';':
