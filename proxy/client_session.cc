@@ -122,9 +122,7 @@ absl::Status ClientSession::Accept(int fd) {
   return absl::OkStatus();
 }
 
-bool ClientSession::transaction_mode() const {
-  return proxy_.settings().pool_mode == "transaction";
-}
+bool ClientSession::transaction_mode() const { return proxy_.transaction_pooling(); }
 
 void ClientSession::OnReadable(core::TcpStream&) { Drive(); }
 

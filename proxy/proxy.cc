@@ -26,6 +26,7 @@ ProxyInstance::ProxyInstance(core::EventLoop& loop, config::ProxySettings settin
       shared_(std::move(shared)),
       worker_(worker),
       settings_(std::move(settings)),
+      transaction_pooling_(settings_.pool_mode == "transaction"),
       protocol_(std::move(protocol)),
       users_(std::move(users)),
       janitor_(loop.get(), [this] { Janitor(); }),
@@ -737,7 +738,7 @@ void ProxyInstance::Janitor() {
 }
 
 void ProxyInstance::LogStats() {
-  if (settings_.pool_mode != "transaction") {
+  if (!transaction_pooling_) {
     return;
   }
   std::string pins;

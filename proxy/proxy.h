@@ -84,6 +84,8 @@ class ProxyInstance {
   core::EventLoop& loop() { return loop_; }
   const codec::Protocol& protocol() const { return *protocol_; }
   const config::ProxySettings& settings() const { return settings_; }
+  // pool_mode transaction (it needs a restart to change): asked on every request.
+  bool transaction_pooling() const { return transaction_pooling_; }
   const UserTablePtr& users() const { return users_; }
   const sockaddr_storage& backend_address() const { return backend_address_; }
   // The current TLS contexts (null where a leg is disabled); new connections take these.
@@ -184,6 +186,7 @@ class ProxyInstance {
   int worker_;
   int next_worker_ = 0;  // worker 0: who gets the next accepted socket
   config::ProxySettings settings_;
+  const bool transaction_pooling_;
   codec::ProtocolPtr protocol_;
   UserTablePtr users_;
   sockaddr_storage backend_address_{};

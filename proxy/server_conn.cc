@@ -67,7 +67,7 @@ void ServerConn::Connect() {
   login.random = [this](uint8_t* out, size_t len) { proxy_->Random(out, len); };
   login.reset_method = proxy_->settings().server_reset;
   login.max_prepared_statements = proxy_->settings().max_prepared_statements;
-  login.transaction_pooling = proxy_->settings().pool_mode == "transaction";
+  login.transaction_pooling = proxy_->transaction_pooling();
   tls_ = proxy_->backend_tls();
   // `allow` tries plaintext first (and TLS if that login fails); the other modes ask for TLS.
   login.tls = tls_ != nullptr && tls_->mode() != core::TlsMode::kAllow;
@@ -312,7 +312,7 @@ void ServerConn::OnRequestFailed() {
 }
 
 void ServerConn::OnParameterStatus(std::string_view name, std::string_view value) {
-  if (client_ != nullptr && proxy_->settings().pool_mode == "transaction") {
+  if (client_ != nullptr && proxy_->transaction_pooling()) {
     client_->RecordParameter(name, value);
   }
 }
