@@ -295,7 +295,9 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
                  (banned_ms + 999) / 1000, "s"));
     return;
   }
-  params_ = info.params;
+  // Kept once: params_ (what the client's session has now) starts as what it asked for.
+  params_ = std::move(startup_.params);
+  startup_.params.clear();
   user_ = users_->Find(info.user);
   codec_->BeginAuth(user_ != nullptr ? &user_->secret : nullptr);
 }

@@ -72,6 +72,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   State state() const { return state_; }
   uint64_t id() const { return id_; }
   std::string name() const { return "c" + std::to_string(id_); }
+  // What the client logged in with; its `params` are empty: they are params(), kept once.
   const codec::StartupInfo& startup() const { return startup_; }
   const User* user() const { return user_; }
   // The client's address without the port.

@@ -80,9 +80,10 @@ void ServerConn::Connect() {
   // list stays the baseline); others are SET on attach.
   login.params = startup_parameters_;
   if (!pool_->waiters.empty()) {
-    const codec::StartupInfo& first = pool_->waiters.front()->startup();
+    const ClientSession& waiter = *pool_->waiters.front();
+    const codec::StartupInfo& first = waiter.startup();
     login.database = first.database;
-    for (const auto& param : first.params) {
+    for (const auto& param : waiter.params()) {
       bool listed =
           std::any_of(startup_parameters_.begin(), startup_parameters_.end(),
                       [&](const auto& p) { return absl::EqualsIgnoreCase(p.first, param.first); });

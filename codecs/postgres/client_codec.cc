@@ -65,7 +65,19 @@ bool ParseOptions(std::string_view options, ParamList& params) {
 }  // namespace
 
 ClientCodec::ClientCodec(const ClientCodecOptions& options, ClientCodecSink& sink)
-    : options_(options), sink_(sink) {}
+    : login_(std::make_unique<Login>()),
+      sink_(sink),
+      classify_(options.classify),
+      refuse_pins_(options.refuse_pins) {
+  login_->options = options;
+}
+
+std::string ClientCodec::CancelKey() const {
+  if (!cancel_key_.has_value()) {
+    return {};
+  }
+  return {reinterpret_cast<const char*>(cancel_key_->data()), cancel_key_->size()};
+}
 
 Step ClientCodec::OnBytes(ByteView in) {
   switch (state_) {
@@ -105,8 +117,8 @@ void ClientCodec::OnTlsStarted() {
 }
 
 Step ClientCodec::OnStartup(ByteView in) {
-  if (!in.empty() && in[0] == kTlsHandshakeRecord && !tls_ && startup_bytes_ == 0 &&
-      options_.tls_available) {
+  if (!in.empty() && in[0] == kTlsHandshakeRecord && !tls_ && login_->startup_bytes == 0 &&
+      login_->options.tls_available) {
     // Direct TLS (PostgreSQL 17, sslnegotiation=direct): the client's hello with no SSLRequest
     // first. The proxy hands these bytes to TLS; no startup packet starts with this byte.
     state_ = State::kTlsPending;
@@ -118,15 +130,15 @@ Step ClientCodec::OnStartup(ByteView in) {
     return {Verdict::kNeedMore, 4};
   }
   uint32_t len = ReadU32(in.data());
-  if (len < 8 || len > options_.max_startup_bytes) {
+  if (len < 8 || len > login_->options.max_startup_bytes) {
     return Violation(Cat("invalid length of startup packet: ", len));
   }
-  startup_bytes_ += len;
-  if (startup_bytes_ > options_.max_startup_bytes) {
+  login_->startup_bytes += len;
+  if (login_->startup_bytes > login_->options.max_startup_bytes) {
     return Violation("too many startup packets");
   }
   if (in.size() < len) {
-    startup_bytes_ -= len;  // counted again when the packet is whole
+    login_->startup_bytes -= len;  // counted again when the packet is whole
     return {Verdict::kNeedMore, len};
   }
   Step step = OnStartupPacket(in.first(len));
@@ -146,7 +158,7 @@ Step ClientCodec::OnStartupPacket(ByteView packet) {
     if (tls_) {
       return Violation("SSL request on a connection that is already encrypted");
     }
-    if (code == kSslRequestCode && options_.tls_available) {
+    if (code == kSslRequestCode && login_->options.tls_available) {
       sink_.SendToClient("S");
       state_ = State::kTlsPending;
       sink_.OnTlsRequest(TlsStart::kAfterGoAhead);
@@ -231,7 +243,7 @@ Step ClientCodec::OnStartupPacket(ByteView packet) {
     }
     sink_.SendToClient(w.Take());
   }
-  user_ = info.user;
+  login_->user = info.user;
   state_ = State::kAwaitAuth;
   sink_.OnStartup(info);
   return {Verdict::kConsume};
@@ -241,22 +253,22 @@ void ClientCodec::BeginAuth(const UserSecret* secret) {
   if (state_ != State::kAwaitAuth) {
     return;
   }
-  secret_ = secret;
-  if (options_.auth_method == "md5") {
-    md5_salt_.resize(4);
-    options_.random(reinterpret_cast<uint8_t*>(md5_salt_.data()), 4);
-    sink_.SendToClient(AuthRequest(kAuthMd5, md5_salt_));
+  login_->secret = secret;
+  if (login_->options.auth_method == "md5") {
+    login_->md5_salt.resize(4);
+    login_->options.random(reinterpret_cast<uint8_t*>(login_->md5_salt.data()), 4);
+    sink_.SendToClient(AuthRequest(kAuthMd5, login_->md5_salt));
     state_ = State::kMd5;
     return;
   }
   const crypto::ScramKeys* keys =
       (secret != nullptr && secret->scram.valid()) ? &secret->scram : nullptr;
-  scram_ = std::make_unique<ScramServer>(keys, options_.random, user_);
+  login_->scram = std::make_unique<ScramServer>(keys, login_->options.random, login_->user);
   std::string mechanisms;
-  if (tls_ && !options_.tls_server_end_point.empty()) {
+  if (tls_ && !login_->options.tls_server_end_point.empty()) {
     // Over TLS, channel binding first: drivers that can bind prefer it, and
     // channel_binding=require needs it.
-    scram_->OfferChannelBinding(options_.tls_server_end_point);
+    login_->scram->OfferChannelBinding(login_->options.tls_server_end_point);
     mechanisms.append(kScramPlus).push_back('\0');
   }
   mechanisms.append(kScram).push_back('\0');
@@ -305,16 +317,16 @@ Step ClientCodec::OnScramFirst(ByteView body) {
   if (!mechanism || !data_len) {
     return Violation("malformed SASLInitialResponse message");
   }
-  const bool plus = *mechanism == kScramPlus && tls_ && !options_.tls_server_end_point.empty();
+  const bool plus = *mechanism == kScramPlus && tls_ && !login_->options.tls_server_end_point.empty();
   if (*mechanism != kScram && !plus) {
     return FailAuth("client selected an invalid SASL authentication mechanism");
   }
-  scram_->SelectPlus(plus);
+  login_->scram->SelectPlus(plus);
   auto data = r.Bytes(*data_len);
   if (*data_len == 0xffffffff || !data || !r.done()) {
     return Violation("malformed SASLInitialResponse message");
   }
-  auto reply = scram_->OnClientFirst(*data);
+  auto reply = login_->scram->OnClientFirst(*data);
   if (!reply.ok()) {
     return Violation(Cat("malformed SCRAM message: ", reply.status().message()));
   }
@@ -325,14 +337,14 @@ Step ClientCodec::OnScramFirst(ByteView body) {
 
 Step ClientCodec::OnScramFinal(ByteView body) {
   std::string_view data(reinterpret_cast<const char*>(body.data()), body.size());
-  auto reply = scram_->OnClientFinal(data);
+  auto reply = login_->scram->OnClientFinal(data);
   if (!reply.ok()) {
-    if (absl::IsPermissionDenied(reply.status()) || secret_ == nullptr) {
+    if (absl::IsPermissionDenied(reply.status()) || login_->secret == nullptr) {
       return FailAuth("SCRAM proof did not verify");
     }
     return Violation(Cat("malformed SCRAM message: ", reply.status().message()));
   }
-  if (secret_ == nullptr) {
+  if (login_->secret == nullptr) {
     return FailAuth("unknown user");
   }
   sink_.SendToClient(AuthRequest(kAuthSaslFinal, *reply));
@@ -346,11 +358,11 @@ Step ClientCodec::OnMd5(ByteView body) {
   if (!response || !r.done()) {
     return Violation("malformed password packet");
   }
-  if (secret_ == nullptr) {
+  if (login_->secret == nullptr) {
     return FailAuth("unknown user");
   }
-  std::string inner = crypto::Md5Hex(Cat(secret_->password, user_));
-  std::string expected = Cat("md5", crypto::Md5Hex(Cat(inner, md5_salt_)));
+  std::string inner = crypto::Md5Hex(Cat(login_->secret->password, login_->user));
+  std::string expected = Cat("md5", crypto::Md5Hex(Cat(inner, login_->md5_salt)));
   if (!crypto::ConstantTimeEquals(expected, *response)) {
     return FailAuth("md5 password did not match");
   }
@@ -368,7 +380,7 @@ Step ClientCodec::FailAuth(std::string_view reason) {
   state_ = State::kDone;
   // The same words PostgreSQL uses, whether or not the user exists.
   sink_.SendToClient(ErrorResponse("FATAL", SqlState(ProxyError::kAuthFailed),
-                                   Cat("password authentication failed for user \"", user_, "\"")));
+                                   Cat("password authentication failed for user \"", login_->user, "\"")));
   sink_.OnAuthFailed(reason);
   return {Verdict::kStop};
 }
@@ -381,15 +393,16 @@ void ClientCodec::CompleteLogin(const ParamList& server_params) {
   for (const auto& [name, value] : server_params) {
     out += ParameterStatus(name, value);
   }
-  cancel_key_.resize(8);
-  options_.random(reinterpret_cast<uint8_t*>(cancel_key_.data()), 8);
-  cancel_key_[0] &= 0x7f;  // a positive "process id", as clients print it
+  std::array<uint8_t, 8> key{};
+  login_->options.random(key.data(), key.size());
+  key[0] &= 0x7f;  // a positive "process id", as clients print it
+  cancel_key_ = key;
   Writer w;
-  out += w.Begin('K').Bytes(cancel_key_).Take();
+  out += w.Begin('K').Bytes(CancelKey()).Take();
   out += ReadyForQuery('I');
   sink_.SendToClient(out);
   state_ = State::kRunning;
-  scram_.reset();  // nothing of the exchange is needed again; an idle client keeps less
+  login_.reset();  // nothing of the login is needed again; an idle client keeps less
 }
 
 Step ClientCodec::OnRunning(ByteView in) {
@@ -412,7 +425,7 @@ Step ClientCodec::OnRunning(ByteView in) {
     return Violation(Cat("invalid message length ", len));
   }
   size_t total = size_t{len} + 1;
-  if (options_.classify && (type == 'Q' || type == 'P')) {
+  if (classify_ && (type == 'Q' || type == 'P')) {
     if (total <= kMaxClassifiedMessage && in.size() < total) {
       return {Verdict::kNeedMore, total};
     }
@@ -426,7 +439,7 @@ Step ClientCodec::OnRunning(ByteView in) {
       }
     }
   }
-  if (options_.classify) {
+  if (classify_) {
     if (auto step = OnStatementMessage(type, in, total)) {
       return *step;
     }
@@ -517,10 +530,10 @@ bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
 }
 
 bool ClientCodec::RefuseEffects(const RequestEffects& effects) {
-  if ((effects.pins & options_.refuse_pins) == 0) {
+  if ((effects.pins & refuse_pins_) == 0) {
     return false;
   }
-  refusal_ = RefusalMessage(effects, options_.refuse_pins);
+  refusal_ = RefusalMessage(effects, refuse_pins_);
   sink_.OnRequestRefused(effects);
   return true;
 }

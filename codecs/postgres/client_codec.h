@@ -5,13 +5,12 @@
 // itself), waiting for the proxy to log the client in, and running (framing only, forwarding
 // bytes unchanged).
 
+#include <array>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
-
-#include <optional>
-
 #include "codecs/api/codec.h"
 #include "codecs/postgres/scram.h"
 #include "codecs/postgres/sql_statements.h"
@@ -26,9 +25,11 @@ class ClientCodec final : public codec::ClientCodec {
   void OnTlsStarted() override;
   void BeginAuth(const UserSecret* secret) override;
   void CompleteLogin(const ParamList& server_params) override;
-  std::string CancelKey() const override { return cancel_key_; }
+  std::string CancelKey() const override;
   std::string AuthClientKey() const override {
-    return scram_ != nullptr && scram_->authenticated() ? scram_->client_key() : std::string();
+    return login_ != nullptr && login_->scram != nullptr && login_->scram->authenticated()
+               ? login_->scram->client_key()
+               : std::string();
   }
   bool MidRequest() const override {
     return mid_request_ || forward_left_ > 0 || discard_left_ > 0;
@@ -81,8 +82,8 @@ class ClientCodec final : public codec::ClientCodec {
   };
   absl::flat_hash_map<std::string, Statement> statements_;
 
-  // Reports what a Query's or Parse's SQL does to the session (options_.classify). True when the
-  // request is refused instead (options_.refuse_pins; reported with OnRequestRefused): the caller
+  // Reports what a Query's or Parse's SQL does to the session (classify_). True when the
+  // request is refused instead (refuse_pins_; reported with OnRequestRefused): the caller
   // then calls Refuse.
   bool Classify(uint8_t type, ByteView message, bool whole);
   // Refuses the Query or Parse at the front of `in` (client_refuse.cc): in its place the server
@@ -90,7 +91,7 @@ class ClientCodec final : public codec::ClientCodec {
   // with the answers to what the client sent before it and a transaction fails as it would had
   // the server refused the statement itself; the client's message is dropped.
   Step Refuse(uint8_t type, ByteView in, size_t total, std::string_view message);
-  // Whether `effects` set a pin of options_.refuse_pins: then the refusal is reported and its
+  // Whether `effects` set a pin of refuse_pins_: then the refusal is reported and its
   // message kept in refusal_.
   bool RefuseEffects(const RequestEffects& effects);
   // A lone DISCARD ALL / DEALLOCATE ALL while the server is quiet: the server codec sends what
@@ -103,15 +104,22 @@ class ClientCodec final : public codec::ClientCodec {
   // Queries and Parse messages up to this size are read whole to be classified; bigger ones pin.
   static constexpr size_t kMaxClassifiedMessage = 1 << 20;
 
-  ClientCodecOptions options_;
+  // What only the login reads: dropped when the login completes, so that an idle client keeps
+  // none of it (the options alone are some 180 bytes).
+  struct Login {
+    ClientCodecOptions options;
+    std::string user;
+    const UserSecret* secret = nullptr;
+    std::unique_ptr<ScramServer> scram;
+    std::string md5_salt;
+    size_t startup_bytes = 0;
+  };
+  std::unique_ptr<Login> login_;  // null once logged in
   ClientCodecSink& sink_;
+  const bool classify_;         // options.classify
+  const PinSet refuse_pins_;    // options.refuse_pins
   State state_ = State::kStartup;
-  std::string user_;
-  const UserSecret* secret_ = nullptr;
-  std::unique_ptr<ScramServer> scram_;
-  std::string md5_salt_;
-  std::string cancel_key_;
-  size_t startup_bytes_ = 0;
+  std::optional<std::array<uint8_t, 8>> cancel_key_;  // made at CompleteLogin
   size_t forward_left_ = 0;  // bytes of the current message still to forward
   size_t discard_left_ = 0;  // bytes of a refused message still to drop
   std::string refusal_;      // the message of the refusal under way
