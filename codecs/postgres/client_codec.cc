@@ -317,7 +317,8 @@ Step ClientCodec::OnScramFirst(ByteView body) {
   if (!mechanism || !data_len) {
     return Violation("malformed SASLInitialResponse message");
   }
-  const bool plus = *mechanism == kScramPlus && tls_ && !login_->options.tls_server_end_point.empty();
+  const bool plus =
+      *mechanism == kScramPlus && tls_ && !login_->options.tls_server_end_point.empty();
   if (*mechanism != kScram && !plus) {
     return FailAuth("client selected an invalid SASL authentication mechanism");
   }
@@ -379,8 +380,9 @@ void ClientCodec::AuthSucceeded() {
 Step ClientCodec::FailAuth(std::string_view reason) {
   state_ = State::kDone;
   // The same words PostgreSQL uses, whether or not the user exists.
-  sink_.SendToClient(ErrorResponse("FATAL", SqlState(ProxyError::kAuthFailed),
-                                   Cat("password authentication failed for user \"", login_->user, "\"")));
+  sink_.SendToClient(
+      ErrorResponse("FATAL", SqlState(ProxyError::kAuthFailed),
+                    Cat("password authentication failed for user \"", login_->user, "\"")));
   sink_.OnAuthFailed(reason);
   return {Verdict::kStop};
 }

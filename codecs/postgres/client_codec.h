@@ -116,8 +116,8 @@ class ClientCodec final : public codec::ClientCodec {
   };
   std::unique_ptr<Login> login_;  // null once logged in
   ClientCodecSink& sink_;
-  const bool classify_;         // options.classify
-  const PinSet refuse_pins_;    // options.refuse_pins
+  const bool classify_;       // options.classify
+  const PinSet refuse_pins_;  // options.refuse_pins
   State state_ = State::kStartup;
   std::optional<std::array<uint8_t, 8>> cancel_key_;  // made at CompleteLogin
   size_t forward_left_ = 0;  // bytes of the current message still to forward
