@@ -295,9 +295,11 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
                  (banned_ms + 999) / 1000, "s"));
     return;
   }
-  // Kept once: params_ (what the client's session has now) starts as what it asked for.
+  // Kept once until the client changes one (RecordParameter): an idle client that never does
+  // carries one copy.
   params_ = std::move(startup_.params);
   startup_.params.clear();
+  startup_params_kept_ = false;
   user_ = users_->Find(info.user);
   codec_->BeginAuth(user_ != nullptr ? &user_->secret : nullptr);
 }
@@ -475,13 +477,21 @@ void ClientSession::OnServerRequestDone() {
 }
 
 void ClientSession::RecordParameter(std::string_view name, std::string_view value) {
-  for (auto& [key, v] : params_) {
-    if (key == name) {
-      v = std::string(value);
-      return;
-    }
+  auto it = std::find_if(params_.begin(), params_.end(),
+                         [name](const auto& param) { return param.first == name; });
+  if (it != params_.end() && it->second == value) {
+    return;
   }
-  params_.emplace_back(std::string(name), std::string(value));
+  if (!startup_params_kept_) {
+    // The first change: what the client logged in with is kept from now on (startup_params()).
+    startup_.params = params_;
+    startup_params_kept_ = true;
+  }
+  if (it != params_.end()) {
+    it->second = std::string(value);
+  } else {
+    params_.emplace_back(std::string(name), std::string(value));
+  }
 }
 
 void ClientSession::OnReadBackFailed(std::string_view why) {

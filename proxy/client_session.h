@@ -72,8 +72,12 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   State state() const { return state_; }
   uint64_t id() const { return id_; }
   std::string name() const { return "c" + std::to_string(id_); }
-  // What the client logged in with; its `params` are empty: they are params(), kept once.
+  // What the client logged in with; its `params` may be empty: read startup_params().
   const codec::StartupInfo& startup() const { return startup_; }
+  // The parameters of the client's startup packet (for a new server's login).
+  const codec::ParamList& startup_params() const {
+    return startup_params_kept_ ? startup_.params : params_;
+  }
   const User* user() const { return user_; }
   // The client's address without the port.
   std::string_view peer_host() const;
@@ -170,6 +174,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
 
   // Transaction pooling.
   codec::ParamList params_;
+  bool startup_params_kept_ = false;    // startup_.params holds them (params_ has changed since)
   codec::RequestEffects next_effects_;  // of the request the client is sending
   core::Fifo<SentRequest> sent_;        // forwarded, not answered yet
   codec::PinSet pins_ = 0;

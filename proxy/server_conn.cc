@@ -83,7 +83,7 @@ void ServerConn::Connect() {
     const ClientSession& waiter = *pool_->waiters.front();
     const codec::StartupInfo& first = waiter.startup();
     login.database = first.database;
-    for (const auto& param : waiter.params()) {
+    for (const auto& param : waiter.startup_params()) {
       bool listed =
           std::any_of(startup_parameters_.begin(), startup_parameters_.end(),
                       [&](const auto& p) { return absl::EqualsIgnoreCase(p.first, param.first); });
