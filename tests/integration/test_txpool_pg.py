@@ -378,6 +378,33 @@ def test_sql_prepared_statements_follow_their_clients(env, wirepool, config, rol
     assert "unclassified" not in wp.log_text()
 
 
+def test_new_server_logs_in_with_the_waiters_startup_parameters(env, wirepool, config, role):
+    # The client changed a parameter and prepared a statement, then waits while a new server is
+    # opened for it: that server's login carries what the client logged in with (PostgreSQL
+    # refuses the proxy's own bookkeeping as a startup parameter), and the change and the
+    # statement follow the client there. One worker: which server the blocker pins is this
+    # test's premise (with two, its worker opens a server of its own while there is room).
+    wp = wirepool(config([role], workers=1, pool_mode="transaction", max_backend_connections=2))
+    port = wp.port("pg")
+    one = connect(env, port, role.name, role.password, application_name="one-start")
+    one.cursor().execute("SET application_name = 'one-set'")
+    one.cursor().execute("PREPARE s AS SELECT 'one'")
+    first_pid = scalar(one, "SELECT pg_backend_pid()")
+    blocker = connect(env, port, role.name, role.password)
+    blocker.cursor().execute("SELECT pg_advisory_lock(424242)")  # pins the idle server
+    assert scalar(blocker, "SELECT pg_backend_pid()") == first_pid
+    assert scalar(one, "SELECT pg_backend_pid()") != first_pid  # a server opened for it
+    assert scalar(one, "SELECT current_setting('application_name')") == "one-set"
+    assert scalar(one, "EXECUTE s") == "one"
+    # RESET goes back to what the new server logged in with: the client's own startup value.
+    one.cursor().execute("RESET application_name")
+    assert scalar(one, "SELECT current_setting('application_name')") == "one-start"
+    blocker.cursor().execute("SELECT pg_advisory_unlock(424242)")
+    for c in (one, blocker):
+        c.close()
+    assert "login refused" not in wp.log_text()
+
+
 def test_discard_all_resets_only_its_own_client(env, wirepool, config, role):
     wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=1))
     port = wp.port("pg")
