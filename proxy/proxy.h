@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,6 +21,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "codecs/api/codec.h"
 #include "core/deadlines.h"
+#include "core/fifo.h"
 #include "core/loop.h"
 #include "core/tcp.h"
 #include "core/timer.h"
@@ -41,7 +41,7 @@ struct Pool {
   std::string user;
   std::string key;
   std::vector<ServerConn*> idle;       // most recently used last
-  std::deque<ClientSession*> waiters;  // FIFO
+  core::Fifo<ClientSession*> waiters;  // first come, first served; no allocation per wait
   int connecting = 0;                  // servers being set up for waiters
   int total = 0;                       // every open server of this pool on this worker
   PoolCounts* counts = nullptr;        // what every worker has of this pool

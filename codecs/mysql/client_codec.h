@@ -173,6 +173,7 @@ class ClientCodec final : public codec::ClientCodec {
     std::string types;       // the parameter types the client bound last (2 bytes each)
   };
   absl::flat_hash_map<uint32_t, Statement> statements_;
+  StatementNote use_note_;  // the kUse note of every COM_STMT_EXECUTE, its strings reused
   uint32_t next_statement_id_ = 1;
   // The ids of prepares not answered yet, oldest first (a failed one is forgotten), and the last
   // one prepared, which MariaDB's id -1 names.

@@ -330,7 +330,12 @@ Step ClientCodec::OnStmtCommand(ByteView in, const PacketHeader& header, uint8_t
   reprepared_ = false;
 
   if (command == kComStmtExecute) {
-    sink_.OnStatementMessage({StatementNote::kUse, true, statement.key, bound});
+    // One note kept for this, its strings reused: an execute allocates nothing for it.
+    use_note_.kind = StatementNote::kUse;
+    use_note_.forward = true;
+    use_note_.key.assign(statement.key);
+    use_note_.data.assign(bound);
+    sink_.OnStatementMessage(use_note_);
   }
   if (command != kComStmtSendLongData) {
     ReportEffects(std::move(effects));

@@ -12,7 +12,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "codecs/api/codec.h"
 #include "codecs/mysql/wire.h"
+#include "core/fifo.h"
 
 namespace wirepool::codec::mysql {
 
@@ -199,8 +199,10 @@ class ServerCodec final : public codec::ServerCodec {
   void EndResponse();
   // Server-side prepared statements (server_statements.cc). A statement's key with what decides
   // how the server reads its text here (schema, sql_mode, character set): a statement is shared
-  // only by sessions that read it alike.
-  std::string FullKey(std::string_view key) const;
+  // only by sessions that read it alike. The result is overwritten by the next call: it is one
+  // string kept for the purpose, so that the lookup every COM_STMT_EXECUTE makes allocates
+  // nothing.
+  const std::string& FullKey(std::string_view key) const;
   // The COM_STMT_PREPARE OK of a response: records the statement, and for a client's prepare,
   // sends the client its own id in place of the server's. False when the packet is malformed.
   bool OnPrepareOk(ByteView packet, uint16_t params);
@@ -235,7 +237,7 @@ class ServerCodec final : public codec::ServerCodec {
   bool reset_refused_ = false;  // the server refused COM_RESET_CONNECTION once
 
   // Responses.
-  std::deque<Pending> pending_;
+  core::Fifo<Pending> pending_;    // not a deque: that allocates a chunk every few commands
   bool response_started_ = false;  // the first packet of pending_.front()'s response arrived
   Phase phase_ = Phase::kFirst;
   uint8_t next_seq_ = 1;
@@ -257,6 +259,7 @@ class ServerCodec final : public codec::ServerCodec {
   ParamList baseline_;
   bool reading_baseline_ = false;  // the SendReadBack under way is SendBaseline's
 
+  mutable std::string full_key_;  // FullKey's result
   // Server-side prepared statements, by FullKey, and the next prepare's note from the client.
   absl::flat_hash_map<std::string, Prepared> statements_;
   uint64_t statement_clock_ = 0;

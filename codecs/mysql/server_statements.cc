@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/str_cat.h"
 #include "codecs/mysql/server_codec.h"
 #include "codecs/mysql/sql_statements.h"
 #include "codecs/mysql/wire.h"
@@ -23,13 +24,14 @@ constexpr std::string_view kParseVariables[] = {"sql_mode", "character_set_clien
 
 }  // namespace
 
-std::string ServerCodec::FullKey(std::string_view key) const {
-  std::string full(key);
+const std::string& ServerCodec::FullKey(std::string_view key) const {
+  std::string& full = full_key_;
+  full.assign(key);
   full += '\x1f';
   if (schema_known_) {
     full += schema_;
   } else {
-    full += Cat("\x1e", unknown_schema_epoch_);
+    absl::StrAppend(&full, "\x1e", unknown_schema_epoch_);
   }
   for (std::string_view name : kParseVariables) {
     full += '\x1f';
@@ -62,7 +64,7 @@ void ServerCodec::NoteStatementMessage(const StatementNote& note) {
     next_sql_op_ = note;  // a SQL-level PREPARE / DEALLOCATE, whose ExpectResponse follows
     return;
   }
-  std::string full = FullKey(note.key);
+  const std::string& full = FullKey(note.key);
   switch (note.kind) {
     case StatementNote::kPrepare:
       if (note.forward) {
@@ -74,7 +76,7 @@ void ServerCodec::NoteStatementMessage(const StatementNote& note) {
         Pending& request = pending_.emplace_back();
         request.command = kComStmtPrepare;
         request.internal = true;
-        request.statement_key = std::move(full);
+        request.statement_key = full;
       }
       return;
     case StatementNote::kUse:

@@ -15,6 +15,7 @@
 #include "codecs/api/codec.h"
 #include "codecs/postgres/scram.h"
 #include "codecs/postgres/sql_statements.h"
+#include "core/fifo.h"
 #include "core/strings.h"
 
 namespace wirepool::codec::postgres {
@@ -129,7 +130,7 @@ class ServerCodec final : public codec::ServerCodec {
   std::vector<std::string> read_back_;  // the names of the SendReadBack under way
   // Transaction pooling (see StatementNote): the Parse / Close / Sync messages whose answers are
   // still to come, and the statements this server holds.
-  std::deque<StatementNote> notes_;
+  core::Fifo<StatementNote> notes_;  // not a deque: that allocates a chunk every few requests
   // Each key with the tick_ of its last use (HasStatement, which is const, marks it).
   mutable absl::flat_hash_map<std::string, uint64_t> prepared_;
   uint64_t tick_ = 0;  // kSync notes so far: the request under way
