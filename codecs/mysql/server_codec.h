@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,7 +24,6 @@
 #include "absl/status/statusor.h"
 #include "codecs/api/codec.h"
 #include "codecs/mysql/wire.h"
-#include "core/fifo.h"
 
 namespace wirepool::codec::mysql {
 
@@ -237,7 +237,9 @@ class ServerCodec final : public codec::ServerCodec {
   bool reset_refused_ = false;  // the server refused COM_RESET_CONNECTION once
 
   // Responses.
-  core::Fifo<Pending> pending_;    // not a deque: that allocates a chunk every few commands
+  // A deque, not a core::Fifo: response handlers hold a reference to the front request while
+  // they report to the session, and a new request pushed meanwhile must not move it.
+  std::deque<Pending> pending_;
   bool response_started_ = false;  // the first packet of pending_.front()'s response arrived
   Phase phase_ = Phase::kFirst;
   uint8_t next_seq_ = 1;
