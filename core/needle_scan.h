@@ -40,6 +40,19 @@ class NeedleScan {
     }
   }
 
+  // Whether Next stops where `needle` (lower case) starts: for a static_assert beside each list
+  // of needles, so that a needle added to the list and not to the scan fails to compile.
+  constexpr bool Finds(std::string_view needle) const {
+    for (const Pair& pair : pairs_) {
+      if ((Byte(needle[0]) | pair.first_or[0]) == pair.first[0] &&
+          (needle.size() == 1 ? pair.second[0] == 0xff
+                              : (Byte(needle[1]) | pair.second_or[0]) == pair.second[0])) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   // The first position at or after `from` where a needle may start; npos when there is none.
   // Every position where one does start is found.
   size_t Next(std::string_view text, size_t from) const {

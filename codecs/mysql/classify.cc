@@ -108,6 +108,9 @@ constexpr std::string_view kNeedles[] = {
     "@", "get_lock", "release_all_locks", "sql_calc_found_rows", "/*!", "/*m!", ";"};
 // Where they may start (with "temporary", looked for after CREATE): the first two bytes of each.
 constexpr core::NeedleScan kNeedleScan({"@", "ge", "re", "sq", "/*", ";", "te"});
+static_assert(kNeedleScan.Finds("temporary") &&
+              std::all_of(std::begin(kNeedles), std::end(kNeedles),
+                          [](std::string_view n) { return kNeedleScan.Finds(n); }));
 
 // ---- tokens ------------------------------------------------------------------------------------
 

@@ -442,6 +442,11 @@ bool PrefilterClears(std::string_view sql) {
   // Every query in transaction pooling comes through here: the scan finds where one of the
   // substrings below may start, and only there does the switch look.
   static constexpr core::NeedleScan kScan({";", "&\"", "ad", "se", "te", "pg", "in"});
+  // Every substring the switch below looks for.
+  static constexpr std::string_view kLookedFor[] = {";",    "&\"",         "advisory", "set_config",
+                                                    "temp", "pg_settings", "into"};
+  static_assert(std::all_of(std::begin(kLookedFor), std::end(kLookedFor),
+                            [](std::string_view n) { return kScan.Finds(n); }));
   for (size_t i = kScan.Next(sql, pos); i != std::string_view::npos; i = kScan.Next(sql, i + 1)) {
     const std::string_view rest = sql.substr(i);
     switch (Lower(sql[i])) {
