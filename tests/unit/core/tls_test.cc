@@ -49,7 +49,12 @@ class Certs {
 };
 
 const Certs& TestCerts() {
-  static Certs* certs = new Certs;
+  // Made on first use and removed at exit, so that no run leaves its directory behind.
+  static Certs* certs = nullptr;
+  if (certs == nullptr) {
+    certs = new Certs;
+    std::atexit([] { delete certs; });
+  }
   return *certs;
 }
 
