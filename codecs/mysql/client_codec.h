@@ -98,6 +98,9 @@ class ClientCodec final : public codec::ClientCodec {
   Step OnCommand(ByteView in, const PacketHeader& header);
   Step OnQueryPacket(ByteView in, const PacketHeader& header);
   Step OnProcessKill(ByteView in, const PacketHeader& header);
+  // Whether the whole request at the front of `in` is a KILL (a query or COM_PROCESS_KILL), which
+  // the codec answers itself.
+  bool IsKillRequest(ByteView in) const;
   // COM_CHANGE_USER: the client logs in again over the same connection.
   Step OnChangeUser(ByteView in, const PacketHeader& header);
   Step ForwardPacket(ByteView in, const PacketHeader& header);

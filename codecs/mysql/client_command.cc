@@ -18,6 +18,7 @@
 #include "codecs/mysql/sql_scan.h"
 #include "codecs/mysql/sql_statements.h"
 #include "codecs/mysql/wire.h"
+#include "core/needle_scan.h"
 #include "core/strings.h"
 
 namespace wirepool::codec::mysql {
@@ -52,11 +53,16 @@ bool MentionsUse(std::string_view sql) {
   return false;
 }
 
-// The cheap test every query pays: only a query with "kill" in it (any case) is lexed.
+// The cheap test every query pays (twice under transaction pooling: NeedsServer asks it too):
+// only a query with "kill" in it (any case) is lexed.
+constexpr std::string_view kKillStart[] = {"ki"};
+constexpr core::NeedleScan<1> kKillScan(kKillStart);
+static_assert(kKillScan.Finds("kill"));
+
 bool MentionsKill(std::string_view sql) {
-  for (size_t i = 0; i + 4 <= sql.size(); ++i) {
-    if ((sql[i] | 0x20) == 'k' && (sql[i + 1] | 0x20) == 'i' && (sql[i + 2] | 0x20) == 'l' &&
-        (sql[i + 3] | 0x20) == 'l') {
+  for (size_t i = kKillScan.Next(sql, 0); i != std::string_view::npos && i + 4 <= sql.size();
+       i = kKillScan.Next(sql, i + 1)) {
+    if ((sql[i + 2] | 0x20) == 'l' && (sql[i + 3] | 0x20) == 'l') {
       return true;
     }
   }
@@ -332,6 +338,25 @@ Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
     return {Verdict::kStop};
   }
   return {Verdict::kConsume, total};
+}
+
+bool ClientCodec::IsKillRequest(ByteView in) const {
+  auto header = ReadHeader(in);
+  if (!header || header->length == 0 || header->length >= kMaxPayload ||
+      in.size() < kHeaderLen + header->length) {
+    return false;  // not whole yet: it goes the usual way
+  }
+  uint8_t command = in[kHeaderLen];
+  if (command == kComProcessKill) {
+    return true;
+  }
+  if (command != kComQuery ||
+      header->length > (options_.classify ? kMaxClassifiedQuery : kMaxInspectedQuery)) {
+    return false;
+  }
+  std::string_view sql(reinterpret_cast<const char*>(in.data()) + kHeaderLen + 1,
+                       header->length - 1);
+  return ScanForKill(sql).what != KillScan::kNone;
 }
 
 Step ClientCodec::OnProcessKill(ByteView in, const PacketHeader& header) {

@@ -88,6 +88,11 @@ bool ClientCodec::NeedsServer(ByteView in) const {
   if (command == kComQuit) {
     return false;
   }
+  if (IsKillRequest(in)) {
+    // Answered here: waiting for a server could leave a client unable to stop the query that
+    // holds the last one.
+    return false;
+  }
   if (command == kComStmtClose && options_.classify) {
     // Closed here, unless the statement has a cursor open on the client's server.
     if (in.size() < kHeaderLen + 5) {

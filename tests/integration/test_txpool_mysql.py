@@ -16,6 +16,7 @@ import random
 import re
 import threading
 import time
+import traceback
 
 import pymysql
 import pytest
@@ -34,7 +35,9 @@ from mysqlhelpers import (
     stmt_execute,
     stmt_prepare,
     sysbench,
+    wait_for_query,
 )
+from wphelpers import run_in_thread
 
 CLIENTS = 200
 BACKENDS = 5
@@ -123,6 +126,18 @@ def _sql_prepared_step(client, rng):
 def _step(client, rng, killer):
     op = rng.choice(["mode", "mode", "timeout", "commit", "rollback", "use", "lock", "kill",
                      "show", "show", "prepared", "prepared", "sql_prepared"])
+    try:
+        return _run_step(op, client, rng, killer)
+    except Exception as e:
+        # Which step and whose: a failure here is a mix-up to trace in the proxy's log.
+        where = [f"{f.name}:{f.lineno}" for f in traceback.extract_tb(e.__traceback__)
+                 if f.filename == __file__]
+        raise AssertionError(f"client {client.index} (connection id {client.conn.thread_id()}) "
+                             f"in step {op!r} ({' > '.join(where)}) at {time.time():.3f}: "
+                             f"{e!r}") from e
+
+
+def _run_step(op, client, rng, killer):
     if op == "mode":
         mode = rng.choice(MODES)
         client.query("SET SESSION sql_mode = %s", (mode,))
@@ -242,6 +257,39 @@ def test_200_clients_over_5_backends_each_see_only_their_own_state(my_env, my_pr
     for c in clients:
         assert my_scalar(my_admin, "SELECT IS_USED_LOCK(%s)", (f"wp_lock_{c.index}",)) is None
         c.conn.close()
+
+
+def test_kill_needs_no_free_server(my_env, my_proxy, my_admin):
+    """The only server runs a client's long query: a KILL QUERY and a COM_PROCESS_KILL from
+    clients that hold no server are answered at once (the proxy answers them), not after a
+    server frees up, which would be never for a query that only the KILL can stop."""
+    env = my_env
+    target = my_proxy(pool_mode="transaction", max_backend_connections=1,
+                      connection_borrow_timeout="20s")
+    a = connect_target(env, target, read_timeout=60)
+    b = connect_target(env, target, read_timeout=10)
+    try:
+        for kill in ("KILL QUERY", "COM_PROCESS_KILL"):
+            t, box = run_in_thread(lambda: a.cursor().execute("SELECT SLEEP(30)"))
+            assert wait_for_query(my_admin, "SELECT SLEEP(30)", timeout=5) is not None
+            t0 = time.monotonic()
+            if kill == "KILL QUERY":
+                with b.cursor() as cur:
+                    cur.execute(f"KILL QUERY {a.thread_id()}")
+            else:
+                b.kill(a.thread_id())  # COM_PROCESS_KILL: the whole connection
+            took = time.monotonic() - t0
+            t.join(timeout=10)
+            assert not t.is_alive(), f"{kill}: SELECT SLEEP(30) still runs"
+            assert took < 2.0, f"{kill} answered only after {took:.2f}s"
+            assert "error" in box, box
+            if kill == "KILL QUERY":
+                assert my_errno(box["error"]) == ER_QUERY_INTERRUPTED, repr(box["error"])
+                assert my_scalar(a, "SELECT 1") == 1
+        assert my_scalar(b, "SELECT 2") == 2
+    finally:
+        a.close()
+        b.close()
 
 
 @pytest.mark.parametrize("ps_mode", ["disable", "auto"])

@@ -320,6 +320,24 @@ TEST(MysqlStatementsTest, CloseStaysInTheProxyAndTheStatementStaysForOthers) {
                                             CommandPacket(kComStmtClose, U32(55))));
 }
 
+TEST(MysqlStatementsTest, AKillNeedsNoServer) {
+  // The proxy answers a KILL itself: asking for a server first would leave a client unable to
+  // stop the query that holds the pool's last one.
+  Pair p;
+  const ClientCodec& c = p.client();
+  EXPECT_FALSE(c.NeedsServer(AsBytes(QueryPacket("KILL QUERY 7"))));
+  EXPECT_FALSE(c.NeedsServer(AsBytes(QueryPacket("/* stop */ kill 7;"))));
+  EXPECT_FALSE(c.NeedsServer(AsBytes(CommandPacket(kComProcessKill, U32(7)))));
+  // Refused ones are answered here too.
+  EXPECT_FALSE(c.NeedsServer(AsBytes(QueryPacket("SELECT 1; KILL QUERY 7"))));
+  // Anything else, a KILL in a string, and a KILL not whole yet go to a server.
+  EXPECT_TRUE(c.NeedsServer(AsBytes(QueryPacket("SELECT 'kill 7'"))));
+  EXPECT_TRUE(c.NeedsServer(AsBytes(QueryPacket("SELECT skill FROM t"))));
+  EXPECT_TRUE(c.NeedsServer(AsBytes(QueryPacket("SELECT 1"))));
+  std::string kill = QueryPacket("KILL QUERY 7");
+  EXPECT_TRUE(c.NeedsServer(AsBytes(kill.substr(0, kill.size() - 1))));
+}
+
 TEST(MysqlStatementsTest, LongDataHoldsTheServerUntilTheExecution) {
   Pair p;
   PrepareAndExecuteOnServer0(p);
