@@ -131,6 +131,12 @@ void ClientSession::Drive() {
     redrive_ = true;
     return;
   }
+  if (cancels_in_flight_ > 0) {
+    // What the client sends once a cancel of its statement is under way waits for the cancel to
+    // be through: a cancel that meets the end of its statement then finds the server idle, and
+    // cannot stop the client's next statement instead.
+    return;
+  }
   if (logged_in_ && state_ != State::kActive) {
     // Between transactions the codec reads nothing until a server is there to take it: the
     // first byte of the next request is what asks for one. A goodbye needs none, nor does a
@@ -623,7 +629,9 @@ void ClientSession::CancelRunning() {
     }
     ClientSession* session = *alive;
     --session->cancels_in_flight_;
-    if (session->server_ != nullptr) {
+    if (session->cancels_in_flight_ == 0 && !session->stream_.input().empty()) {
+      session->Drive();  // what the client sent meanwhile (Drive releases the server if it may)
+    } else if (session->server_ != nullptr) {
       session->AfterServerOutput();
     }
   });

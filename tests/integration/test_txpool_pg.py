@@ -16,6 +16,7 @@ import struct
 import subprocess
 import threading
 import time
+import traceback
 
 import psycopg2
 import psycopg2.errors
@@ -75,6 +76,17 @@ def _step(client, rng):
     op = rng.choice(["set", "set", "set_config", "reset", "commit", "rollback", "local",
                      "savepoint", "temp", "advisory", "cancel", "show", "show", "prepare",
                      "prepare"])
+    try:
+        return _run_step(op, client, rng)
+    except Exception as e:
+        # Which step and whose: a failure here is a mix-up to trace in the proxy's log.
+        where = [f"{f.name}:{f.lineno}" for f in traceback.extract_tb(e.__traceback__)
+                 if f.filename == __file__]
+        raise AssertionError(f"client {client.index} in step {op!r} ({' > '.join(where)}) "
+                             f"at {time.time():.3f}: {e!r}") from e
+
+
+def _run_step(op, client, rng):
     if op == "set":
         mb = rng.randint(1, 64)
         client.run(f"SET work_mem = '{mb}MB'")
@@ -87,7 +99,9 @@ def _step(client, rng):
         client.run("RESET work_mem")
         client.expected["work_mem"] = "4MB"
     elif op == "commit":
-        secs = rng.randint(1, 50)
+        # Longer than the cancel step's pg_sleep(2): a statement timeout must not end that
+        # statement in the cancel's place (a cancel delayed that long meets the next statement).
+        secs = rng.randint(3, 50)
         client.run("BEGIN")
         client.run(f"SET statement_timeout = '{secs}s'")
         client.run("SELECT 1")
