@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -69,7 +70,22 @@ absl::StatusOr<sockaddr_storage> ResolveAddress(const std::string& host, uint16_
   return addr;
 }
 
+absl::StatusOr<sockaddr_storage> UnixAddress(const std::string& path) {
+  sockaddr_storage addr{};
+  auto* un = reinterpret_cast<sockaddr_un*>(&addr);
+  if (path.empty() || path.size() >= sizeof(un->sun_path)) {
+    return absl::InvalidArgumentError(
+        Cat("a Unix socket path must have 1 to ", sizeof(un->sun_path) - 1, " bytes"));
+  }
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, path.data(), path.size());
+  return addr;
+}
+
 std::string FormatAddress(const sockaddr_storage& addr) {
+  if (addr.ss_family == AF_UNIX) {
+    return reinterpret_cast<const sockaddr_un*>(&addr)->sun_path;
+  }
   char host[INET6_ADDRSTRLEN] = {0};
   if (addr.ss_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(&addr);
@@ -85,7 +101,13 @@ std::string FormatAddress(const sockaddr_storage& addr) {
 }
 
 struct TcpStream::Cell {
-  uv_tcp_t tcp;
+  // A stream is TCP unless it connects to a Unix-domain socket; both are uv streams, and only
+  // making, connecting and tuning them differ.
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  };
+  bool is_pipe = false;
   TcpStream* owner = nullptr;
   size_t in_flight_bytes = 0;
   int in_flight_writes = 0;
@@ -94,9 +116,28 @@ struct TcpStream::Cell {
   uv_timer_t* linger =
       nullptr;  // bounds how long queued bytes may wait for a peer that never reads
 
+  Cell(uv_loop_t* loop, TcpStream* stream, bool unix_socket) : is_pipe(unix_socket), owner(stream) {
+    if (is_pipe) {
+      uv_pipe_init(loop, &pipe, 0);
+    } else {
+      uv_tcp_init(loop, &tcp);
+    }
+    handle()->data = this;
+  }
+  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&tcp); }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp); }
+  // Adopts a connected socket; closes nothing on failure.
+  int Open(int fd) { return is_pipe ? uv_pipe_open(&pipe, fd) : uv_tcp_open(&tcp, fd); }
+  void Tune() {
+    if (!is_pipe) {
+      uv_tcp_nodelay(&tcp, 1);
+      uv_tcp_keepalive(&tcp, 1, kKeepaliveDelaySeconds);
+    }
+  }
+
   void StartLinger(uint64_t limit_ms) {
     linger = new uv_timer_t;
-    uv_timer_init(tcp.loop, linger);
+    uv_timer_init(handle()->loop, linger);
     linger->data = this;
     uv_timer_start(
         linger, [](uv_timer_t* t) { static_cast<Cell*>(t->data)->CloseHandle(); }, limit_ms, 0);
@@ -113,8 +154,7 @@ struct TcpStream::Cell {
                [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
       linger = nullptr;
     }
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
-             [](uv_handle_t* h) { delete static_cast<Cell*>(h->data); });
+    uv_close(handle(), [](uv_handle_t* h) { delete static_cast<Cell*>(h->data); });
   }
 };
 
@@ -126,22 +166,17 @@ struct TcpStream::WriteReq {
 };
 
 TcpStream::TcpStream(uv_loop_t* loop, TcpStreamHandler& handler)
-    : handler_(handler), cell_(new Cell) {
-  uv_tcp_init(loop, &cell_->tcp);
-  cell_->tcp.data = cell_;
-  cell_->owner = this;
-}
+    : handler_(handler), cell_(new Cell(loop, this, false)) {}
 
 TcpStream::~TcpStream() { Close(); }
 
 absl::Status TcpStream::Adopt(int fd) {
-  int rc = uv_tcp_open(&cell_->tcp, fd);
+  int rc = cell_->Open(fd);
   if (rc != 0) {
     ::close(fd);
     return UvError("adopt an accepted socket", rc);
   }
-  uv_tcp_nodelay(&cell_->tcp, 1);
-  uv_tcp_keepalive(&cell_->tcp, 1, kKeepaliveDelaySeconds);
+  cell_->Tune();
   sockaddr_storage addr{};
   int len = sizeof(addr);
   if (uv_tcp_getpeername(&cell_->tcp, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
@@ -155,15 +190,27 @@ absl::Status TcpStream::Connect(const sockaddr_storage& addr) {
   // Only outgoing streams need a connect request, so it is not part of every cell. libuv calls
   // it back (with UV_ECANCELED if the stream closed first) before the cell's close callback.
   auto* connect = new uv_connect_t;
+  auto on_connect = [](uv_connect_t* req, int status) {
+    auto* cell = static_cast<Cell*>(req->data);
+    delete req;
+    if (cell->owner != nullptr) {
+      cell->owner->HandleConnect(status);
+    }
+  };
+  if (addr.ss_family == AF_UNIX) {
+    // The stream was made for TCP: a pipe handle takes the place of that unused one.
+    Cell* tcp = cell_;
+    cell_ = new Cell(tcp->handle()->loop, this, true);
+    tcp->owner = nullptr;
+    tcp->CloseHandle();
+    connect->data = cell_;
+    uv_pipe_connect(connect, &cell_->pipe, reinterpret_cast<const sockaddr_un*>(&addr)->sun_path,
+                    on_connect);  // failures come to on_connect
+    return absl::OkStatus();
+  }
   connect->data = cell_;
-  int rc = uv_tcp_connect(connect, &cell_->tcp, reinterpret_cast<const sockaddr*>(&addr),
-                          [](uv_connect_t* req, int status) {
-                            auto* cell = static_cast<Cell*>(req->data);
-                            delete req;
-                            if (cell->owner != nullptr) {
-                              cell->owner->HandleConnect(status);
-                            }
-                          });
+  int rc =
+      uv_tcp_connect(connect, &cell_->tcp, reinterpret_cast<const sockaddr*>(&addr), on_connect);
   if (rc != 0) {
     delete connect;
     return UvError("connect", rc);
@@ -177,7 +224,7 @@ int TcpStream::ReleaseFd() {
     return -1;
   }
   uv_os_fd_t fd = -1;
-  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&cell_->tcp), &fd) != 0) {
+  if (uv_fileno(cell_->handle(), &fd) != 0) {
     return -1;
   }
   int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -185,6 +232,7 @@ int TcpStream::ReleaseFd() {
     return -1;
   }
   bool was_reading = reading_;
+  unix_socket_ = cell_->is_pipe;            // for Reopen
   DetachCell(false, absl::ZeroDuration());  // closes the handle and the original descriptor
   reading_ = was_reading;                   // restarted by Reopen
   return copy;
@@ -193,11 +241,8 @@ int TcpStream::ReleaseFd() {
 absl::Status TcpStream::Reopen(uv_loop_t* loop, int fd) {
   bool read = reading_;
   reading_ = false;
-  cell_ = new Cell;
-  uv_tcp_init(loop, &cell_->tcp);
-  cell_->tcp.data = cell_;
-  cell_->owner = this;
-  int rc = uv_tcp_open(&cell_->tcp, fd);
+  cell_ = new Cell(loop, this, unix_socket_);
+  int rc = cell_->Open(fd);
   if (rc != 0) {
     ::close(fd);
     return UvError("reopen a moved socket", rc);
@@ -213,8 +258,7 @@ void TcpStream::HandleConnect(int status) {
     FailAndClose(UvError(Cat("connect to ", peer_), status));
     return;
   }
-  uv_tcp_nodelay(&cell_->tcp, 1);
-  uv_tcp_keepalive(&cell_->tcp, 1, kKeepaliveDelaySeconds);
+  cell_->Tune();
   handler_.OnConnected(*this, absl::OkStatus());
 }
 
@@ -224,7 +268,7 @@ void TcpStream::StartReading() {
   }
   reading_ = true;
   uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&cell_->tcp),
+      cell_->stream(),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* cell = static_cast<Cell*>(h->data);
         if (cell->owner == nullptr) {
@@ -259,7 +303,7 @@ void TcpStream::StopReading() {
     return;
   }
   reading_ = false;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&cell_->tcp));
+  uv_read_stop(cell_->stream());
 }
 
 void TcpStream::HandleRead(ssize_t nread) {
@@ -415,8 +459,7 @@ void TcpStream::FlushRaw() {
       bufs[i] = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(pending_[i].data())),
                             pending_[i].size());
     }
-    int written =
-        uv_try_write(reinterpret_cast<uv_stream_t*>(&cell_->tcp), bufs, static_cast<unsigned>(n));
+    int written = uv_try_write(cell_->stream(), bufs, static_cast<unsigned>(n));
     if (written > 0) {
       size_t left = static_cast<size_t>(written);
       pending_bytes_ -= left;
@@ -449,8 +492,8 @@ void TcpStream::FlushRaw() {
   pending_bytes_ = 0;
   cell_->in_flight_bytes += req->bytes;
   ++cell_->in_flight_writes;
-  int rc = uv_write(&req->req, reinterpret_cast<uv_stream_t*>(&cell_->tcp), bufs.data(),
-                    static_cast<unsigned>(bufs.size()), [](uv_write_t* w, int status) {
+  int rc = uv_write(&req->req, cell_->stream(), bufs.data(), static_cast<unsigned>(bufs.size()),
+                    [](uv_write_t* w, int status) {
                       auto* r = static_cast<WriteReq*>(w->data);
                       Cell* cell = r->cell;
                       size_t bytes = r->bytes;
@@ -510,7 +553,7 @@ void TcpStream::DetachCell(bool linger, absl::Duration limit) {
   plain_.clear();
   plain_bytes_ = 0;
   cell->owner = nullptr;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&cell->tcp));
+  uv_read_stop(cell->stream());
   if (linger && cell->in_flight_writes > 0) {
     cell->close_when_drained = true;
     cell->StartLinger(

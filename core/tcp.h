@@ -26,6 +26,8 @@ namespace wirepool::core {
 
 // Resolves "host" (literal address or name, looked up once, synchronously) and a port.
 absl::StatusOr<sockaddr_storage> ResolveAddress(const std::string& host, uint16_t port);
+// A Unix-domain socket's path as an address (Connect takes it like a TCP one).
+absl::StatusOr<sockaddr_storage> UnixAddress(const std::string& path);
 std::string FormatAddress(const sockaddr_storage& addr);
 
 class TcpStream;
@@ -63,7 +65,8 @@ class TcpStream {
   // Only a quiet stream can move: nothing queued, in flight or unread, not closed (else -1).
   int ReleaseFd();
   absl::Status Reopen(uv_loop_t* loop, int fd);
-  // Starts an outgoing connection; the handler hears OnConnected.
+  // Starts an outgoing connection, over TCP or to a Unix-domain socket (AF_UNIX, from
+  // UnixAddress); the handler hears OnConnected.
   absl::Status Connect(const sockaddr_storage& addr);
 
   void StartReading();
@@ -127,6 +130,7 @@ class TcpStream {
   std::vector<Slice> plain_;  // under TLS: plaintext waiting to be encrypted
   size_t plain_bytes_ = 0;
   bool reading_ = false;
+  bool unix_socket_ = false;  // of a stream between ReleaseFd and Reopen
   bool was_over_high_water_ = false;
   std::string peer_;
 };

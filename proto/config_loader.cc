@@ -1,5 +1,7 @@
 #include "proto/config_loader.h"
 
+#include <sys/un.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -87,6 +89,18 @@ std::string FormatEndpoint(const Endpoint& endpoint) {
   return absl::StrCat(endpoint.host, ":", endpoint.port);
 }
 
+// A backend's Unix-domain socket, given by its absolute path.
+absl::StatusOr<Endpoint> ParseUnixPath(absl::string_view text) {
+  constexpr size_t kMaxPath = sizeof(sockaddr_un::sun_path) - 1;
+  if (text.size() > kMaxPath) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a Unix socket path has at most ", kMaxPath, " bytes"));
+  }
+  Endpoint endpoint;
+  endpoint.unix_path = std::string(text);
+  return endpoint;
+}
+
 // Parses "host:port" or "[ipv6]:port"; on failure returns the reason.
 absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view text, uint32_t min_port) {
   absl::string_view host;
@@ -130,7 +144,10 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view text, uint32_t min_port
     return absl::InvalidArgumentError(
         absl::StrCat("the port must be a number from ", min_port, " to 65535"));
   }
-  return Endpoint{std::string(host), static_cast<uint16_t>(value)};
+  Endpoint endpoint;
+  endpoint.host = std::string(host);
+  endpoint.port = static_cast<uint16_t>(value);
+  return endpoint;
 }
 
 // The three ways of giving one secret: inline, from an environment variable, from a file.
@@ -456,10 +473,13 @@ class Validator {
     ResolveBackendTls(proxy, path + ".backend_tls", &settings.backend_tls);
 
     if (proxy.backends_size() == 0) {
-      errors_.Add(path + ".backends", "at least one backend (host:port) is required");
+      errors_.Add(path + ".backends",
+                  "at least one backend (host:port, or the path of a Unix socket) is required");
     }
     for (int i = 0; i < proxy.backends_size(); ++i) {
-      absl::StatusOr<Endpoint> backend = ParseEndpoint(proxy.backends(i), 1);
+      absl::StatusOr<Endpoint> backend = absl::StartsWith(proxy.backends(i), "/")
+                                             ? ParseUnixPath(proxy.backends(i))
+                                             : ParseEndpoint(proxy.backends(i), 1);
       if (!backend.ok()) {
         errors_.Add(absl::StrCat(path, ".backends[", i, "]"),
                     absl::StrCat("invalid address '", proxy.backends(i),
@@ -467,6 +487,13 @@ class Validator {
         continue;
       }
       settings.backends.push_back(*std::move(backend));
+    }
+    if (!settings.backends.empty() && !settings.backends.front().unix_path.empty() &&
+        settings.backend_tls.mode >= core::TlsMode::kRequire) {
+      errors_.Add(path + ".backend_tls.mode",
+                  absl::StrCat("mode ", std::string(core::TlsModeName(settings.backend_tls.mode)),
+                               " needs TLS, which a Unix socket backend does not use "
+                               "(use prefer or disable)"));
     }
     if (settings.backend_tls.server_name.empty() && !settings.backends.empty()) {
       settings.backend_tls.server_name = settings.backends.front().host;

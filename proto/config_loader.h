@@ -23,6 +23,10 @@ namespace wirepool::config {
 struct Endpoint {
   std::string host;  // without the brackets of an IPv6 literal
   uint16_t port = 0;
+  // A backend given as an absolute path: the server's Unix-domain socket (host and port unset).
+  std::string unix_path;
+
+  bool operator==(const Endpoint&) const = default;
 };
 
 struct UserSettings {

@@ -42,7 +42,8 @@ ProxyInstance::~ProxyInstance() {
 
 absl::Status ProxyInstance::Start(TlsContexts tls) {
   const auto& backend = settings_.backends.front();
-  auto addr = core::ResolveAddress(backend.host, backend.port);
+  auto addr = backend.unix_path.empty() ? core::ResolveAddress(backend.host, backend.port)
+                                        : core::UnixAddress(backend.unix_path);
   if (!addr.ok()) {
     return addr.status();
   }
@@ -79,12 +80,7 @@ std::vector<std::string> ProxyInstance::Reload(const config::ProxySettings& s, U
     restart.push_back("listen");
   }
   if (s.pool_mode != settings_.pool_mode) restart.push_back("pool_mode");
-  bool backends_same = s.backends.size() == settings_.backends.size();
-  for (size_t i = 0; backends_same && i < s.backends.size(); ++i) {
-    backends_same = s.backends[i].host == settings_.backends[i].host &&
-                    s.backends[i].port == settings_.backends[i].port;
-  }
-  if (!backends_same) restart.push_back("backends");
+  if (s.backends != settings_.backends) restart.push_back("backends");
   config::ProxySettings next = s;
   // Certificates and keys are read again; a file that no longer loads keeps the old context (and
   // the old TLS settings with it), so a bad rotation never takes TLS away.

@@ -20,7 +20,11 @@ absl::StatusOr<TlsContexts> LoadTlsContexts(const config::ProxySettings& setting
     }
     out.client = *std::move(ctx);
   }
-  if (settings.backend_tls.mode != core::TlsMode::kDisable) {
+  // Nothing to a Unix socket crosses a network (libpq never uses TLS over one either); the
+  // config refuses the modes that would demand it.
+  const bool unix_socket =
+      !settings.backends.empty() && !settings.backends.front().unix_path.empty();
+  if (settings.backend_tls.mode != core::TlsMode::kDisable && !unix_socket) {
     auto ctx = core::TlsContext::NewClient(settings.backend_tls);
     if (!ctx.ok()) {
       return absl::InvalidArgumentError(

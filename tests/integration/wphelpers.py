@@ -24,6 +24,7 @@ ENV_VARS = (
     "WP_PG_BIN",
     "WP_PG_HOST",
     "WP_PG_PORT",
+    "WP_PG_SOCKET_DIR",
     "WP_PG_DB",
     "WP_PG_SCRAM_USER",
     "WP_PG_SCRAM_PASSWORD",

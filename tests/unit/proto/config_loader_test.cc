@@ -287,19 +287,21 @@ proxies:
     max_backend_connections: 0
     server_lifetime: forever
 )"),
-      ElementsAre("workers (line 1): expected a non-negative integer no larger than 4294967295, "
-                  "got 'lots'",
-                  "proxies[0].server_lifetime (line 14): invalid duration 'forever' (write it "
-                  "with a unit, such as 5s, 250ms or 1m30s)",
-                  "log_level (line 2): unknown level 'loud' (expected trace, debug, info, warn or "
-                  "error)",
-                  "users[0] (line 4): one of password, password_env, password_file is required",
-                  "users[1].name (line 5): duplicate user name 'app' (also users[0])",
-                  "proxies[0].listen (line 10): invalid address '127.0.0.1': expected host:port",
-                  "proxies[0].pool_mode (line 11): unknown pool_mode 'statement' (expected "
-                  "transaction or session)",
-                  "proxies[0].backends (line 12): at least one backend (host:port) is required",
-                  "proxies[0].max_backend_connections (line 13): must be at least 1"));
+      ElementsAre(
+          "workers (line 1): expected a non-negative integer no larger than 4294967295, "
+          "got 'lots'",
+          "proxies[0].server_lifetime (line 14): invalid duration 'forever' (write it "
+          "with a unit, such as 5s, 250ms or 1m30s)",
+          "log_level (line 2): unknown level 'loud' (expected trace, debug, info, warn or "
+          "error)",
+          "users[0] (line 4): one of password, password_env, password_file is required",
+          "users[1].name (line 5): duplicate user name 'app' (also users[0])",
+          "proxies[0].listen (line 10): invalid address '127.0.0.1': expected host:port",
+          "proxies[0].pool_mode (line 11): unknown pool_mode 'statement' (expected "
+          "transaction or session)",
+          "proxies[0].backends (line 12): at least one backend (host:port, or the path of a "
+          "Unix socket) is required",
+          "proxies[0].max_backend_connections (line 13): must be at least 1"));
 }
 
 TEST(ConfigLoaderTest, BadDurations) {
@@ -827,6 +829,30 @@ TEST(ConfigLoaderTest, TlsModesByName) {
     EXPECT_EQ(settings->proxies[0].client_tls.mode, mode) << name;
     EXPECT_EQ(settings->proxies[0].backend_tls.mode, mode) << name;
   }
+}
+
+TEST(ConfigLoaderTest, ABackendCanBeAUnixSocket) {
+  const std::string path = "/run/postgresql/.s.PGSQL.5432";
+  absl::StatusOr<Settings> settings =
+      Load(absl::StrReplaceAll(kContract, {{"127.0.0.1:5432", path}}));
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  const Endpoint& backend = settings->proxies[0].backends[0];
+  EXPECT_EQ(backend.unix_path, path);
+  EXPECT_EQ(backend.host, "");
+  EXPECT_EQ(backend.port, 0);
+  EXPECT_EQ(settings->proxies[0].backend_tls.server_name, "");
+
+  EXPECT_THAT(
+      ErrorText(absl::StrReplaceAll(kContract, {{"127.0.0.1:5432", "/" + std::string(108, 's')}})),
+      HasSubstr("a Unix socket path has at most 107 bytes"));
+  // Over a Unix socket nothing is encrypted: a mode that demands TLS is refused, prefer is not.
+  EXPECT_THAT(Errors(absl::StrReplaceAll(WithProxyLines("    backend_tls: {mode: require}\n"),
+                                         {{"127.0.0.1:5432", path}})),
+              ElementsAre(HasSubstr("mode require needs TLS, which a Unix socket backend does "
+                                    "not use")));
+  EXPECT_TRUE(Load(absl::StrReplaceAll(WithProxyLines("    backend_tls: {mode: prefer}\n"),
+                                       {{"127.0.0.1:5432", path}}))
+                  .ok());
 }
 
 TEST(ConfigLoaderTest, UnknownTlsModeNamesTheAllowedOnes) {
