@@ -12,6 +12,7 @@ temp table that outlived its client's cleanup)."""
 import os
 import random
 import re
+import socket
 import struct
 import subprocess
 import threading
@@ -496,3 +497,84 @@ def test_parse_of_a_taken_name_fails_with_42p05(env, wirepool, config, role):
         assert error is None, error
         rows, error = _extended(raw, _bind("S1"), _execute())
         assert error is None and rows == [("3",)]
+
+
+class _SlowNewConnections:
+    """A TCP relay in front of the sandbox PostgreSQL that holds every connection after the first
+    `fast` for `delay` seconds before passing it on: once the pool's server is open, a cancel's
+    side connection is late by that much, a delay that otherwise only load produces."""
+
+    def __init__(self, env, fast, delay):
+        self._upstream = (env["WP_PG_HOST"], int(env["WP_PG_PORT"]))
+        self._fast, self._delay = fast, delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.accepted = 0
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            late = self.accepted > self._fast
+
+            def serve(conn=conn, late=late):
+                if late:
+                    time.sleep(self._delay)
+                up = socket.create_connection(self._upstream)
+                for a, b in ((conn, up), (up, conn)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+            threading.Thread(target=serve, daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self._stop = True
+        self._listener.close()
+
+
+def test_a_late_cancel_does_not_stop_the_next_statement(env, wirepool, config, role):
+    """A cancel that reaches the server only after its statement ended (its side connection is
+    held up for 1 s here) must not stop the statement the client sent next: that one waits until
+    the cancel is through, and then runs whole."""
+    relay = _SlowNewConnections(env, fast=1, delay=1.0)
+    try:
+        wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=1,
+                             backends=[f"127.0.0.1:{relay.port}"], server_connect_timeout="5s"))
+        c = connect(env, wp.port("pg"), role.name, role.password)
+        assert scalar(c, "SELECT 1") == 1  # the pool's one server is open, through the relay
+
+        def cancel_soon():
+            time.sleep(0.1)
+            c.cancel()
+
+        t = threading.Thread(target=cancel_soon)
+        t.start()
+        started = time.monotonic()
+        c.cursor().execute("SELECT pg_sleep(0.4)")  # ends before the cancel reaches the server
+        first = time.monotonic() - started
+        # Sent at once; without the wait it would run when the late cancel lands and be stopped.
+        c.cursor().execute("SELECT pg_sleep(1.5)")
+        t.join()
+        assert first < 0.9, f"the first statement took {first:.2f}s"
+        assert relay.accepted >= 2, "the cancel never opened its side connection"
+        assert scalar(c, "SELECT 2") == 2
+        c.close()
+    finally:
+        relay.close()
