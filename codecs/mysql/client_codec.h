@@ -101,6 +101,9 @@ class ClientCodec final : public codec::ClientCodec {
   // Whether the whole request at the front of `in` is a KILL (a query or COM_PROCESS_KILL), which
   // the codec answers itself.
   bool IsKillRequest(ByteView in) const;
+  // The largest COM_QUERY read whole (to be classified, or at least checked for a KILL); bigger
+  // ones are streamed unread.
+  size_t MaxReadQuery() const;
   // COM_CHANGE_USER: the client logs in again over the same connection.
   Step OnChangeUser(ByteView in, const PacketHeader& header);
   Step ForwardPacket(ByteView in, const PacketHeader& header);

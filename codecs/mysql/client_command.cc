@@ -160,7 +160,7 @@ Step ClientCodec::OnCommand(ByteView in, const PacketHeader& header) {
       sink_.OnTerminate();
       return {Verdict::kStop};
     case kComQuery:
-      if (header.length <= (options_.classify ? kMaxClassifiedQuery : kMaxInspectedQuery)) {
+      if (header.length <= MaxReadQuery()) {
         return OnQueryPacket(in, header);
       }
       if (header.length < kMaxPayload && Refused(TooLargeToClassify(header.length))) {
@@ -340,6 +340,10 @@ Step ClientCodec::OnQueryPacket(ByteView in, const PacketHeader& header) {
   return {Verdict::kConsume, total};
 }
 
+size_t ClientCodec::MaxReadQuery() const {
+  return options_.classify ? kMaxClassifiedQuery : kMaxInspectedQuery;
+}
+
 bool ClientCodec::IsKillRequest(ByteView in) const {
   auto header = ReadHeader(in);
   if (!header || header->length == 0 || header->length >= kMaxPayload ||
@@ -350,8 +354,7 @@ bool ClientCodec::IsKillRequest(ByteView in) const {
   if (command == kComProcessKill) {
     return true;
   }
-  if (command != kComQuery ||
-      header->length > (options_.classify ? kMaxClassifiedQuery : kMaxInspectedQuery)) {
+  if (command != kComQuery || header->length > MaxReadQuery()) {
     return false;
   }
   std::string_view sql(reinterpret_cast<const char*>(in.data()) + kHeaderLen + 1,
