@@ -91,6 +91,9 @@ std::string FormatEndpoint(const Endpoint& endpoint) {
 
 // A backend's Unix-domain socket, given by its absolute path.
 absl::StatusOr<Endpoint> ParseUnixPath(absl::string_view text) {
+  if (!absl::StartsWith(text, "/")) {
+    return absl::InvalidArgumentError("a Unix socket path must be absolute (start with /)");
+  }
   constexpr size_t kMaxPath = sizeof(sockaddr_un::sun_path) - 1;
   if (text.size() > kMaxPath) {
     return absl::InvalidArgumentError(
@@ -477,7 +480,8 @@ class Validator {
                   "at least one backend (host:port, or the path of a Unix socket) is required");
     }
     for (int i = 0; i < proxy.backends_size(); ++i) {
-      absl::StatusOr<Endpoint> backend = absl::StartsWith(proxy.backends(i), "/")
+      // host:port never holds a '/': anything that does is meant as a socket's path.
+      absl::StatusOr<Endpoint> backend = absl::StrContains(proxy.backends(i), '/')
                                              ? ParseUnixPath(proxy.backends(i))
                                              : ParseEndpoint(proxy.backends(i), 1);
       if (!backend.ok()) {

@@ -845,6 +845,8 @@ TEST(ConfigLoaderTest, ABackendCanBeAUnixSocket) {
   EXPECT_THAT(
       ErrorText(absl::StrReplaceAll(kContract, {{"127.0.0.1:5432", "/" + std::string(108, 's')}})),
       HasSubstr("a Unix socket path has at most 107 bytes"));
+  EXPECT_THAT(ErrorText(absl::StrReplaceAll(kContract, {{"127.0.0.1:5432", "run/mysqld.sock"}})),
+              HasSubstr("invalid address 'run/mysqld.sock': a Unix socket path must be absolute"));
   // Over a Unix socket nothing is encrypted: a mode that demands TLS is refused, prefer is not.
   EXPECT_THAT(Errors(absl::StrReplaceAll(WithProxyLines("    backend_tls: {mode: require}\n"),
                                          {{"127.0.0.1:5432", path}})),
