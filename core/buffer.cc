@@ -126,6 +126,20 @@ bool Slice::TryExtend(const Block* block, const uint8_t* data, size_t len) {
   return true;
 }
 
+bool Slice::TryAppend(std::string_view bytes) {
+  if (block_ == nullptr || block_->shared()) {
+    return false;
+  }
+  // No other reference: the bytes after this slice are nobody's.
+  auto* end = const_cast<uint8_t*>(data_) + len_;
+  if (bytes.size() > static_cast<size_t>(block_->data() + block_->capacity() - end)) {
+    return false;
+  }
+  std::memcpy(end, bytes.data(), bytes.size());
+  len_ += bytes.size();
+  return true;
+}
+
 InputBuffer::~InputBuffer() {
   if (block_ != nullptr) {
     block_->Unref();

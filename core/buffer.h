@@ -52,6 +52,9 @@ class Slice {
   Block* block() const { return block_; }
   // Grows this slice by `len` bytes if they follow it directly in the same block.
   bool TryExtend(const Block* block, const uint8_t* data, size_t len);
+  // Copies `bytes` in after this slice if its block is this slice's alone and has room: what the
+  // proxy says in a row (a login's dozen messages) then shares one block and one iovec.
+  bool TryAppend(std::string_view bytes);
 
  private:
   void Reset();

@@ -398,6 +398,18 @@ void TcpStream::Write(Slice slice) {
   queue.push_back(std::move(slice));
 }
 
+void TcpStream::Write(std::string_view bytes) {
+  if (cell_ == nullptr || bytes.empty()) {
+    return;
+  }
+  std::vector<Slice>& queue = tls_ != nullptr ? plain_ : pending_;
+  if (!queue.empty() && queue.back().TryAppend(bytes)) {
+    (tls_ != nullptr ? plain_bytes_ : pending_bytes_) += bytes.size();
+    return;
+  }
+  Write(Slice::Copy(bytes));
+}
+
 void TcpStream::Flush() {
   if (cell_ == nullptr) {
     return;

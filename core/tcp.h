@@ -87,7 +87,7 @@ class TcpStream {
 
   // Queues bytes; nothing goes out until Flush().
   void Write(Slice slice);
-  void Write(std::string_view bytes) { Write(Slice::Copy(bytes)); }
+  void Write(std::string_view bytes);
   void Flush();
   // Bytes queued or in flight.
   size_t queued_bytes() const;

@@ -136,6 +136,31 @@ TEST(SliceTest, TryExtendOnlyGrowsOverAdjacentBytesOfTheSameBlock) {
   b->Unref();
 }
 
+TEST(SliceTest, TryAppendCopiesInOnlyIntoABlockOfItsOwnWithRoom) {
+  Slice s = Slice::Copy("ab");
+  EXPECT_TRUE(s.TryAppend("cd"));
+  EXPECT_TRUE(s.TryAppend(""));
+  EXPECT_EQ(Text(s), "abcd");
+
+  // Another reference (a write in flight, an input buffer) may own the bytes after the slice.
+  Slice other = s;
+  EXPECT_FALSE(s.TryAppend("e"));
+  other = Slice();
+  EXPECT_TRUE(s.TryAppend("e"));
+  EXPECT_EQ(Text(s), "abcde");
+
+  // Exactly to the end of the block, and not a byte over.
+  const size_t room = s.block()->capacity() - s.size();
+  EXPECT_FALSE(s.TryAppend(std::string(room + 1, 'x')));
+  EXPECT_EQ(Text(s), "abcde");
+  EXPECT_TRUE(s.TryAppend(std::string(room, 'y')));
+  EXPECT_FALSE(s.TryAppend("z"));
+  EXPECT_EQ(s.size(), s.block()->capacity());
+
+  Slice empty;
+  EXPECT_FALSE(empty.TryAppend("a"));  // no block to copy into
+}
+
 TEST(InputBufferTest, StartsEmptyWithoutABlock) {
   InputBuffer in;
   EXPECT_TRUE(in.empty());
