@@ -702,7 +702,7 @@ void ClientSession::Close(std::string_view reason) {
   Disarm(Deadline::kNone);
   spdlog::debug("conn={} closed: {}", name(), reason);
   if (!cancel_key_.empty()) {
-    proxy_.UnregisterCancelKey(cancel_key_);
+    proxy_.UnregisterCancelKey(cancel_key_, *this);
   }
   if (was == State::kWaiting && pool_ != nullptr) {
     proxy_.CancelWait(*this, *pool_);

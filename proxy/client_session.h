@@ -82,6 +82,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   // The client's address without the port.
   std::string_view peer_host() const;
   ServerConn* server() const { return server_; }
+  Pool* pool() const { return pool_; }
   bool mid_request() const { return codec_->MidRequest(); }
   // Cancels whatever the client's server is running for it, if anything.
   void CancelRunning();

@@ -434,46 +434,31 @@ void ProxyInstance::OnClientClosed(ClientSession& client) {
   shared_->RemoveClient();
 }
 
-// One worker keeps its keys to itself: the shared table would be a second copy of every key.
 void ProxyInstance::RegisterCancelKey(const std::string& key, ClientSession& client) {
-  cancel_keys_[key] = &client;
-  if (shared_->multi()) {
-    shared_->RegisterCancelKey(key, worker_, client.startup().user);
-  }
+  shared_->RegisterCancelKey(key, {worker_, &client, &client.pool()->user});
 }
 
-void ProxyInstance::UnregisterCancelKey(const std::string& key) {
-  cancel_keys_.erase(key);
-  if (shared_->multi()) {
-    shared_->UnregisterCancelKey(key);
-  }
-}
-
-std::optional<ProxyShared::CancelOwner> ProxyInstance::FindCancelKey(std::string_view key) const {
-  if (shared_->multi()) {
-    return shared_->FindCancelKey(key);
-  }
-  auto it = cancel_keys_.find(Av(key));
-  if (it == cancel_keys_.end()) {
-    return std::nullopt;
-  }
-  return ProxyShared::CancelOwner{worker_, it->second->startup().user};
+void ProxyInstance::UnregisterCancelKey(const std::string& key, const ClientSession& client) {
+  shared_->UnregisterCancelKey(key, &client);
 }
 
 void ProxyInstance::ForwardCancel(std::string_view key) {
-  auto owner = FindCancelKey(key);
+  auto owner = shared_->FindCancelKey(key);
   if (!owner.has_value()) {
     spdlog::info("proxy={} cancel request with an unknown key ignored", settings_.name);
     return;
   }
-  OnWorker(owner->worker, [key = std::string(key)](ProxyInstance& on) { on.CancelHere(key); });
+  OnWorker(owner->worker, [key = std::string(key)](ProxyInstance& on) {
+    if (ClientSession* target = on.CancelTargetHere(key)) {
+      target->CancelRunning();
+    }
+  });
 }
 
-void ProxyInstance::CancelHere(const std::string& key) {
-  auto it = cancel_keys_.find(key);
-  if (it != cancel_keys_.end()) {
-    it->second->CancelRunning();
-  }
+ClientSession* ProxyInstance::CancelTargetHere(std::string_view key) const {
+  auto owner = shared_->FindCancelKey(key);
+  // The client may have gone, or moved its key, since the request was sent here.
+  return owner.has_value() && owner->worker == worker_ ? owner->session : nullptr;
 }
 
 void ProxyInstance::CountPin(codec::PinReason reason, bool set) {
@@ -515,33 +500,27 @@ void ProxyInstance::CancelOn(ServerConn& server, std::function<void()> on_done) 
 }
 
 bool ProxyInstance::Kill(ClientSession& asker, std::string_view target_key, bool whole_connection) {
-  auto owner = FindCancelKey(target_key);
-  if (!owner.has_value() || owner->user != asker.startup().user) {
+  auto owner = shared_->FindCancelKeyOf(target_key, asker.startup().user);
+  if (!owner.has_value()) {
     return false;
   }
   spdlog::info("conn={} kills {} with key {}", asker.name(),
                whole_connection ? "connection" : "query", target_key);
-  auto it = cancel_keys_.find(Av(target_key));
-  if (it != cancel_keys_.end() && it->second == &asker) {
+  if (owner->session == &asker) {
     asker.CancelRunning();  // its own connection stays (the server closes it, if it must)
     return true;
   }
   OnWorker(owner->worker, [key = std::string(target_key), whole_connection](ProxyInstance& on) {
-    on.KillHere(key, whole_connection);
+    ClientSession* target = on.CancelTargetHere(key);
+    if (target == nullptr) {
+      return;
+    }
+    target->CancelRunning();
+    if (whole_connection) {
+      target->FailWith(codec::ProxyError::kKilled, "connection was killed");
+    }
   });
   return true;
-}
-
-void ProxyInstance::KillHere(const std::string& key, bool whole_connection) {
-  auto it = cancel_keys_.find(key);
-  if (it == cancel_keys_.end()) {
-    return;
-  }
-  ClientSession* target = it->second;
-  target->CancelRunning();
-  if (whole_connection) {
-    target->FailWith(codec::ProxyError::kKilled, "connection was killed");
-  }
 }
 
 void ProxyInstance::OnWorker(int worker, std::function<void(ProxyInstance&)> task) {

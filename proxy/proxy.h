@@ -118,7 +118,7 @@ class ProxyInstance {
   void OnClientClosed(ClientSession& client);
 
   void RegisterCancelKey(const std::string& key, ClientSession& client);
-  void UnregisterCancelKey(const std::string& key);
+  void UnregisterCancelKey(const std::string& key, const ClientSession& client);
   void ForwardCancel(std::string_view key);
   // Cancels what `server` runs, on a side connection; `on_done` (may be null) runs when that is
   // finished, well or not.
@@ -141,11 +141,8 @@ class ProxyInstance {
   // Worker 0: an accepted socket, for the next worker in turn.
   void Accept(int fd);
   void AcceptHere(int fd);
-  // Where the client holding a cancel key lives, and its user.
-  std::optional<ProxyShared::CancelOwner> FindCancelKey(std::string_view key) const;
-  // The parts of ForwardCancel and Kill that run on the worker of the target client.
-  void CancelHere(const std::string& key);
-  void KillHere(const std::string& key, bool whole_connection);
+  // On the worker of the client holding `key`: that client, if it is still here.
+  ClientSession* CancelTargetHere(std::string_view key) const;
   // Publishes this worker's idle and waiting counts of `pool` to the other workers.
   void Publish(Pool& pool);
   // Multi-worker: `pool` has waiters and no server can be opened here (the global limit): ask a
@@ -197,7 +194,6 @@ class ProxyInstance {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
   absl::flat_hash_map<ClientSession*, std::unique_ptr<ClientSession>> clients_;
   absl::flat_hash_map<ServerConn*, std::unique_ptr<ServerConn>> servers_;
-  absl::flat_hash_map<std::string, ClientSession*> cancel_keys_;  // this worker's clients
   std::atomic<size_t> client_count_{0};
   bool draining_ = false;
   ProxyStats stats_;

@@ -27,20 +27,33 @@ PoolCounts& ProxyShared::CountsFor(const std::string& user, const std::string& k
   return *slot;
 }
 
-void ProxyShared::RegisterCancelKey(const std::string& key, int worker, const std::string& user) {
+void ProxyShared::RegisterCancelKey(const std::string& key, const CancelOwner& owner) {
   std::lock_guard<std::mutex> lock(mu_);
-  cancel_keys_[key] = CancelOwner{worker, user};
+  cancel_keys_[key] = owner;
 }
 
-void ProxyShared::UnregisterCancelKey(const std::string& key) {
+void ProxyShared::UnregisterCancelKey(const std::string& key, const ClientSession* session) {
   std::lock_guard<std::mutex> lock(mu_);
-  cancel_keys_.erase(key);
+  auto it = cancel_keys_.find(key);
+  if (it != cancel_keys_.end() && it->second.session == session) {
+    cancel_keys_.erase(it);
+  }
 }
 
 std::optional<ProxyShared::CancelOwner> ProxyShared::FindCancelKey(std::string_view key) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = cancel_keys_.find(Av(key));
   if (it == cancel_keys_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+std::optional<ProxyShared::CancelOwner> ProxyShared::FindCancelKeyOf(std::string_view key,
+                                                                     std::string_view user) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = cancel_keys_.find(Av(key));
+  if (it == cancel_keys_.end() || *it->second.user != user) {
     return std::nullopt;
   }
   return it->second;

@@ -28,6 +28,7 @@
 
 namespace wirepool::proxy {
 
+class ClientSession;
 class ProxyInstance;
 
 // Per pool key: what each worker has, published by that worker, read by the others.
@@ -71,13 +72,21 @@ class ProxyShared {
   // Per worker: how many of its idle servers (any pool) and waiting clients (any pool).
   PoolCounts::Slot& worker_totals(int worker) { return worker_totals_.slots[worker]; }
 
+  // Who holds a cancel key: one table for every worker (a second, per-worker copy of each key
+  // cost 40 bytes per client for nothing). `session` may be used only on its own worker, which
+  // removes the entry before the session goes; `user` is that session's pool's user name (a pool
+  // outlives its clients and never changes its name).
   struct CancelOwner {
     int worker = 0;
-    std::string user;
+    ClientSession* session = nullptr;
+    const std::string* user = nullptr;
   };
-  void RegisterCancelKey(const std::string& key, int worker, const std::string& user);
-  void UnregisterCancelKey(const std::string& key);
+  void RegisterCancelKey(const std::string& key, const CancelOwner& owner);
+  // Only if `session` still holds it.
+  void UnregisterCancelKey(const std::string& key, const ClientSession* session);
   std::optional<CancelOwner> FindCancelKey(std::string_view key) const;
+  // FindCancelKey, but only a client of `user`.
+  std::optional<CancelOwner> FindCancelKeyOf(std::string_view key, std::string_view user) const;
 
   uint64_t AuthBannedForMs(std::string_view host, uint64_t now_ms) const;
   bool RecordAuthFailure(std::string_view host, uint64_t now_ms, const AuthGuardSettings& s);
