@@ -370,8 +370,11 @@ void ClientSession::OnServerReady() {
   if (!logged_in_) {
     logged_in_ = true;
     codec_->CompleteLogin(server_->codec().Parameters());
-    cancel_key_ = codec_->CancelKey();
-    proxy_.RegisterCancelKey(cancel_key_, *this);
+    if (!cancel_.key.empty()) {
+      proxy_.UnregisterCancelKey(cancel_);  // logged in again: written only out of the table
+    }
+    cancel_.key = codec_->CancelKey();
+    proxy_.RegisterCancelKey(*this, cancel_);
     spdlog::debug("conn={} logged in as {} to pool {} on {}", name(), startup_.user, pool_->name,
                   server_->name());
   }
@@ -701,8 +704,8 @@ void ClientSession::Close(std::string_view reason) {
   state_ = State::kClosed;
   Disarm(Deadline::kNone);
   spdlog::debug("conn={} closed: {}", name(), reason);
-  if (!cancel_key_.empty()) {
-    proxy_.UnregisterCancelKey(cancel_key_, *this);
+  if (!cancel_.key.empty()) {
+    proxy_.UnregisterCancelKey(cancel_);
   }
   if (was == State::kWaiting && pool_ != nullptr) {
     proxy_.CancelWait(*this, *pool_);

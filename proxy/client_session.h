@@ -18,6 +18,7 @@
 #include "core/deadlines.h"
 #include "core/fifo.h"
 #include "core/tcp.h"
+#include "proxy/shared.h"
 #include "proxy/users.h"
 
 namespace wirepool::proxy {
@@ -160,7 +161,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   codec::StartupInfo startup_;
   Pool* pool_ = nullptr;
   ServerConn* server_ = nullptr;
-  std::string cancel_key_;
+  ProxyShared::CancelEntry cancel_;  // in the shared table once logged in
   // client_tls as it was when the client connected; null: no TLS offered.
   core::TlsContextPtr tls_;
   std::optional<codec::TlsStart> tls_request_;  // asked for, not started yet

@@ -434,12 +434,15 @@ void ProxyInstance::OnClientClosed(ClientSession& client) {
   shared_->RemoveClient();
 }
 
-void ProxyInstance::RegisterCancelKey(const std::string& key, ClientSession& client) {
-  shared_->RegisterCancelKey(key, {worker_, &client, &client.pool()->user});
+void ProxyInstance::RegisterCancelKey(ClientSession& client, ProxyShared::CancelEntry& entry) {
+  entry.worker = worker_;
+  entry.session = &client;
+  entry.user = &client.pool()->user;
+  shared_->RegisterCancelKey(entry);
 }
 
-void ProxyInstance::UnregisterCancelKey(const std::string& key, const ClientSession& client) {
-  shared_->UnregisterCancelKey(key, &client);
+void ProxyInstance::UnregisterCancelKey(const ProxyShared::CancelEntry& entry) {
+  shared_->UnregisterCancelKey(entry);
 }
 
 void ProxyInstance::ForwardCancel(std::string_view key) {

@@ -117,8 +117,9 @@ class ProxyInstance {
   void OnServerClosed(ServerConn& server);
   void OnClientClosed(ClientSession& client);
 
-  void RegisterCancelKey(const std::string& key, ClientSession& client);
-  void UnregisterCancelKey(const std::string& key, const ClientSession& client);
+  // Puts `client`'s cancel key (entry.key, in `entry`, a part of the client) in the shared table.
+  void RegisterCancelKey(ClientSession& client, ProxyShared::CancelEntry& entry);
+  void UnregisterCancelKey(const ProxyShared::CancelEntry& entry);
   void ForwardCancel(std::string_view key);
   // Cancels what `server` runs, on a side connection; `on_done` (may be null) runs when that is
   // finished, well or not.

@@ -27,36 +27,40 @@ PoolCounts& ProxyShared::CountsFor(const std::string& user, const std::string& k
   return *slot;
 }
 
-void ProxyShared::RegisterCancelKey(const std::string& key, const CancelOwner& owner) {
+void ProxyShared::RegisterCancelKey(const CancelEntry& entry) {
   std::lock_guard<std::mutex> lock(mu_);
-  cancel_keys_[key] = owner;
+  auto it = cancel_keys_.find(std::string_view(entry.key));
+  if (it != cancel_keys_.end()) {
+    cancel_keys_.erase(it);
+  }
+  cancel_keys_.insert(&entry);
 }
 
-void ProxyShared::UnregisterCancelKey(const std::string& key, const ClientSession* session) {
+void ProxyShared::UnregisterCancelKey(const CancelEntry& entry) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = cancel_keys_.find(key);
-  if (it != cancel_keys_.end() && it->second.session == session) {
+  auto it = cancel_keys_.find(std::string_view(entry.key));
+  if (it != cancel_keys_.end() && *it == &entry) {
     cancel_keys_.erase(it);
   }
 }
 
 std::optional<ProxyShared::CancelOwner> ProxyShared::FindCancelKey(std::string_view key) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = cancel_keys_.find(Av(key));
+  auto it = cancel_keys_.find(key);
   if (it == cancel_keys_.end()) {
     return std::nullopt;
   }
-  return it->second;
+  return CancelOwner{(*it)->worker, (*it)->session};
 }
 
 std::optional<ProxyShared::CancelOwner> ProxyShared::FindCancelKeyOf(std::string_view key,
                                                                      std::string_view user) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = cancel_keys_.find(Av(key));
-  if (it == cancel_keys_.end() || *it->second.user != user) {
+  auto it = cancel_keys_.find(key);
+  if (it == cancel_keys_.end() || *(*it)->user != user) {
     return std::nullopt;
   }
-  return it->second;
+  return CancelOwner{(*it)->worker, (*it)->session};
 }
 
 uint64_t ProxyShared::AuthBannedForMs(std::string_view host, uint64_t now_ms) const {

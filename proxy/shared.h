@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "codecs/api/codec.h"
 #include "core/loop.h"
 #include "proto/config_loader.h"
@@ -72,18 +74,25 @@ class ProxyShared {
   // Per worker: how many of its idle servers (any pool) and waiting clients (any pool).
   PoolCounts::Slot& worker_totals(int worker) { return worker_totals_.slots[worker]; }
 
-  // Who holds a cancel key: one table for every worker (a second, per-worker copy of each key
-  // cost 40 bytes per client for nothing). `session` may be used only on its own worker, which
-  // removes the entry before the session goes; `user` is that session's pool's user name (a pool
-  // outlives its clients and never changes its name).
-  struct CancelOwner {
+  // A client's cancel key, kept in the client session: the table shared by every worker holds a
+  // pointer per client (a per-worker copy of each key and a key and user name per table entry
+  // cost over 100 bytes per client). The owner writes it only while it is out of the table;
+  // `session` may be used only on `worker`, which takes the entry out before the session goes;
+  // `user` is the session's pool's user name (a pool outlives its clients and keeps its name).
+  struct CancelEntry {
+    std::string key;
     int worker = 0;
     ClientSession* session = nullptr;
     const std::string* user = nullptr;
   };
-  void RegisterCancelKey(const std::string& key, const CancelOwner& owner);
-  // Only if `session` still holds it.
-  void UnregisterCancelKey(const std::string& key, const ClientSession* session);
+  struct CancelOwner {
+    int worker = 0;
+    ClientSession* session = nullptr;
+  };
+  // Replaces any entry with the same key.
+  void RegisterCancelKey(const CancelEntry& entry);
+  // Only if `entry` is still the one in the table.
+  void UnregisterCancelKey(const CancelEntry& entry);
   std::optional<CancelOwner> FindCancelKey(std::string_view key) const;
   // FindCancelKey, but only a client of `user`.
   std::optional<CancelOwner> FindCancelKeyOf(std::string_view key, std::string_view user) const;
@@ -110,7 +119,22 @@ class ProxyShared {
 
   mutable std::mutex mu_;  // guards everything below
   std::map<std::pair<std::string, std::string>, std::unique_ptr<PoolCounts>> counts_;
-  absl::flat_hash_map<std::string, CancelOwner> cancel_keys_;
+  // Looked up by key (a string_view) without a CancelEntry to compare with.
+  struct CancelKeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return absl::Hash<std::string_view>{}(key); }
+    size_t operator()(const CancelEntry* e) const { return (*this)(e->key); }
+  };
+  struct CancelKeyEq {
+    using is_transparent = void;
+    static std::string_view Key(std::string_view key) { return key; }
+    static std::string_view Key(const CancelEntry* e) { return e->key; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Key(a) == Key(b);
+    }
+  };
+  absl::flat_hash_set<const CancelEntry*, CancelKeyHash, CancelKeyEq> cancel_keys_;
   AuthGuard auth_guard_;
   absl::flat_hash_map<std::string, std::string> scram_client_keys_;  // by user name
   std::shared_ptr<const codec::ParamList> server_params_;
