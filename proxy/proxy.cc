@@ -163,11 +163,13 @@ void ProxyInstance::Probe() {
       return;  // no client has logged in yet: nothing to log in with (and no failed login to cause)
     }
   }
-  target.login.database = user->backend_user;
+  target.login.database = protocol_->ProbeDatabase(user->backend_user);
   target.login.random = [](uint8_t* out, size_t len) { crypto::RandomBytes(out, len); };
   // The probe may outlive this proxy (a quick shutdown): it reaches it only through a weak token.
   std::weak_ptr<ProxyInstance*> alive = alive_;
-  target.on_params = [alive](const codec::ParamList& params) {
+  target.on_params = [alive, name = settings_.name](const codec::ParamList& params) {
+    spdlog::debug("proxy={} startup probe done: {} parameters from the backend", name,
+                  params.size());
     auto self = alive.lock();
     if (self != nullptr && !params.empty()) {
       (*self)->shared_->SetServerParams(params, true);

@@ -414,6 +414,9 @@ class Protocol {
   virtual std::optional<bool> TlsAnswer(ByteView in) const { return false; }
   // The ALPN protocol name a client opening with TLS directly must offer, empty for none.
   virtual std::string_view TlsAlpn() const { return {}; }
+  // The database the startup probe logs in to as `user`: one that exists on any server, so
+  // that the probe neither fails nor leaves an error in the server's log.
+  virtual std::string ProbeDatabase(std::string_view user) const { return std::string(user); }
 };
 
 using ProtocolPtr = std::shared_ptr<const Protocol>;

@@ -31,6 +31,9 @@ class MysqlProtocol final : public Protocol {
     return std::make_unique<ServerCodec>(login, sink);
   }
 
+  // No default schema: any account may log in without one.
+  std::string ProbeDatabase(std::string_view) const override { return {}; }
+
   // MySQL has no out-of-band cancel: a side connection logs in and kills the running query by
   // the server's thread id (ServerCodec::CancelKey).
   CancelPlan PlanCancel(std::string_view server_cancel_key) const override {

@@ -47,6 +47,9 @@ class PostgresProtocol final : public Protocol {
   }
   // PostgreSQL 17's direct TLS (sslnegotiation=direct) must name the protocol.
   std::string_view TlsAlpn() const override { return "postgresql"; }
+  // Not the user's namesake (libpq's default), which often does not exist: initdb makes
+  // "postgres", and every role may connect to it unless an administrator revoked that.
+  std::string ProbeDatabase(std::string_view) const override { return "postgres"; }
 };
 
 }  // namespace

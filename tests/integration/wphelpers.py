@@ -32,6 +32,7 @@ ENV_VARS = (
     "WP_PG_MD5_PASSWORD",
     "WP_PG_ADMIN_USER",
     "WP_PG_ADMIN_PASSWORD",
+    "WP_PG_LOG",
 )
 
 HOW_TO_RUN = (
