@@ -107,16 +107,18 @@ struct TcpStream::Cell {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   };
-  bool is_pipe = false;
+  // Pointers first, the small fields packed at the end: one cell per connection (296 bytes, a
+  // 304-byte heap chunk instead of 320).
   TcpStream* owner = nullptr;
   size_t in_flight_bytes = 0;
+  // Bounds how long queued bytes may wait for a peer that never reads.
+  uv_timer_t* linger = nullptr;
   int in_flight_writes = 0;
+  bool is_pipe = false;
   bool close_when_drained = false;
   bool closing = false;
-  uv_timer_t* linger =
-      nullptr;  // bounds how long queued bytes may wait for a peer that never reads
 
-  Cell(uv_loop_t* loop, TcpStream* stream, bool unix_socket) : is_pipe(unix_socket), owner(stream) {
+  Cell(uv_loop_t* loop, TcpStream* stream, bool unix_socket) : owner(stream), is_pipe(unix_socket) {
     if (is_pipe) {
       uv_pipe_init(loop, &pipe, 0);
     } else {
