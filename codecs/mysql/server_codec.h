@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -238,8 +239,11 @@ class ServerCodec final : public codec::ServerCodec {
 
   // Responses.
   // A deque, not a core::Fifo: response handlers hold a reference to the front request while
-  // they report to the session, and a new request pushed meanwhile must not move it.
-  std::deque<Pending> pending_;
+  // they report to the session, and a new request pushed meanwhile must not move it. Its chunks
+  // (three requests each) come from a pool of the codec's own, so that requests passing through
+  // allocate nothing once the first chunks exist.
+  std::pmr::unsynchronized_pool_resource pending_chunks_;
+  std::pmr::deque<Pending> pending_{&pending_chunks_};
   bool response_started_ = false;  // the first packet of pending_.front()'s response arrived
   Phase phase_ = Phase::kFirst;
   uint8_t next_seq_ = 1;
