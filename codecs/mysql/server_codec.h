@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "codecs/api/codec.h"
 #include "codecs/mysql/wire.h"
+#include "core/recycling_resource.h"
 
 namespace wirepool::codec::mysql {
 
@@ -240,9 +241,9 @@ class ServerCodec final : public codec::ServerCodec {
   // Responses.
   // A deque, not a core::Fifo: response handlers hold a reference to the front request while
   // they report to the session, and a new request pushed meanwhile must not move it. Its chunks
-  // (three requests each) come from a pool of the codec's own, so that requests passing through
-  // allocate nothing once the first chunks exist.
-  std::pmr::unsynchronized_pool_resource pending_chunks_;
+  // (three requests each) are recycled, so that requests passing through allocate nothing, and
+  // a burst of pipelined commands is not kept for the life of the connection.
+  core::RecyclingResource pending_chunks_;
   std::pmr::deque<Pending> pending_{&pending_chunks_};
   bool response_started_ = false;  // the first packet of pending_.front()'s response arrived
   Phase phase_ = Phase::kFirst;
