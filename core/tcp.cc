@@ -222,7 +222,7 @@ absl::Status TcpStream::Connect(const sockaddr_storage& addr) {
 
 int TcpStream::ReleaseFd() {
   if (cell_ == nullptr || queued_bytes() > 0 || !input_.empty() ||
-      (tls_ != nullptr && !tls_->handshake_done())) {
+      (tls_ != nullptr && !tls_->session.handshake_done())) {
     return -1;
   }
   uv_os_fd_t fd = -1;
@@ -336,27 +336,27 @@ absl::Status TcpStream::StartTls(TlsContextPtr context, bool input_is_tls) {
         "unencrypted bytes arrived after the TLS request, before the TLS handshake");
   }
   Flush();
-  tls_ = std::make_unique<TlsSession>(std::move(context));
+  tls_ = std::make_unique<TlsLeg>(std::move(context));
   if (!input_.empty()) {
-    tls_->FeedCiphertext(input_.view().data(), input_.size());
+    tls_->session.FeedCiphertext(input_.view().data(), input_.size());
     input_.Consume(input_.size());
   }
   input_.ReleaseIfEmpty();
   // The client's hello, or the server's answer to a hello already read. Nothing can finish the
   // handshake before the peer speaks again, so the handler is never called from here.
-  absl::Status st = tls_->Handshake();
+  absl::Status st = tls_->session.Handshake();
   FlushCiphertext();
   return st;
 }
 
 void TcpStream::HandleTlsRead(const uint8_t* data, size_t len) {
-  tls_->FeedCiphertext(data, len);
-  const bool was_done = tls_->handshake_done();
-  absl::Status st = tls_->Handshake();
+  tls_->session.FeedCiphertext(data, len);
+  const bool was_done = tls_->session.handshake_done();
+  absl::Status st = tls_->session.Handshake();
   bool got = false;
-  while (st.ok() && tls_->handshake_done()) {
+  while (st.ok() && tls_->session.handshake_done()) {
     auto tail = input_.WritableTail();
-    absl::StatusOr<size_t> n = tls_->ReadPlaintext(tail.data(), tail.size());
+    absl::StatusOr<size_t> n = tls_->session.ReadPlaintext(tail.data(), tail.size());
     if (!n.ok()) {
       st = absl::IsCancelled(n.status()) ? absl::CancelledError("peer closed the connection")
                                          : n.status();
@@ -368,13 +368,13 @@ void TcpStream::HandleTlsRead(const uint8_t* data, size_t len) {
     input_.Commit(*n);
     got = true;
   }
-  const bool ready = !was_done && tls_->handshake_done();
+  const bool ready = !was_done && tls_->session.handshake_done();
   if (ready) {
     Flush();  // plaintext queued while the handshake ran
   } else {
     FlushCiphertext();  // handshake messages, alerts, key updates
   }
-  tls_->TrimBuffers(kTlsBufferKeep);
+  tls_->session.TrimBuffers(kTlsBufferKeep);
   // What came before a close (a server's last error, then its close_notify) is read first.
   Cell* cell = cell_;
   if (ready) {
@@ -392,8 +392,8 @@ void TcpStream::Write(Slice slice) {
   if (cell_ == nullptr || slice.size() == 0) {
     return;
   }
-  std::vector<Slice>& queue = tls_ != nullptr ? plain_ : pending_;
-  (tls_ != nullptr ? plain_bytes_ : pending_bytes_) += slice.size();
+  std::vector<Slice>& queue = tls_ != nullptr ? tls_->plain : pending_;
+  (tls_ != nullptr ? tls_->plain_bytes : pending_bytes_) += slice.size();
   if (!queue.empty() && queue.back().TryExtend(slice.block(), slice.data(), slice.size())) {
     return;
   }
@@ -404,9 +404,9 @@ void TcpStream::Write(std::string_view bytes) {
   if (cell_ == nullptr || bytes.empty()) {
     return;
   }
-  std::vector<Slice>& queue = tls_ != nullptr ? plain_ : pending_;
+  std::vector<Slice>& queue = tls_ != nullptr ? tls_->plain : pending_;
   if (!queue.empty() && queue.back().TryAppend(bytes)) {
-    (tls_ != nullptr ? plain_bytes_ : pending_bytes_) += bytes.size();
+    (tls_ != nullptr ? tls_->plain_bytes : pending_bytes_) += bytes.size();
     return;
   }
   Write(Slice::Copy(bytes));
@@ -420,35 +420,35 @@ void TcpStream::Flush() {
     FlushRaw();
     return;
   }
-  if (!tls_->handshake_done()) {
+  if (!tls_->session.handshake_done()) {
     FlushCiphertext();
     return;
   }
-  for (const Slice& s : plain_) {
+  for (const Slice& s : tls_->plain) {
     // A memory BIO takes everything; a failure means the session broke, which the next read
     // reports (a callback from here would re-enter the caller in the middle of its work).
-    if (!tls_->WritePlaintext(s.data(), s.size()).ok()) {
+    if (!tls_->session.WritePlaintext(s.data(), s.size()).ok()) {
       break;
     }
-    if (tls_->pending_ciphertext() > kTlsBufferKeep) {
+    if (tls_->session.pending_ciphertext() > kTlsBufferKeep) {
       MoveCiphertext();
     }
   }
-  plain_.clear();
-  plain_bytes_ = 0;
+  tls_->plain.clear();
+  tls_->plain_bytes = 0;
   FlushCiphertext();
 }
 
 void TcpStream::FlushCiphertext() {
   MoveCiphertext();
-  tls_->TrimBuffers(kTlsBufferKeep);
+  tls_->session.TrimBuffers(kTlsBufferKeep);
   FlushRaw();
 }
 
 void TcpStream::MoveCiphertext() {
-  while (tls_->pending_ciphertext() > 0) {
+  while (tls_->session.pending_ciphertext() > 0) {
     Block* block = Block::New();
-    size_t n = tls_->TakeCiphertext(block->data(), block->capacity());
+    size_t n = tls_->session.TakeCiphertext(block->data(), block->capacity());
     if (n > 0) {
       pending_.emplace_back(block, block->data(), n);
       pending_bytes_ += n;
@@ -547,7 +547,8 @@ void TcpStream::HandleWriteDone(size_t, int status) {
 }
 
 size_t TcpStream::queued_bytes() const {
-  return pending_bytes_ + plain_bytes_ + (cell_ != nullptr ? cell_->in_flight_bytes : 0);
+  return pending_bytes_ + (tls_ != nullptr ? tls_->plain_bytes : 0) +
+         (cell_ != nullptr ? cell_->in_flight_bytes : 0);
 }
 
 void TcpStream::FailAndClose(const absl::Status& why) {
@@ -564,8 +565,10 @@ void TcpStream::DetachCell(bool linger, absl::Duration limit) {
   reading_ = false;
   pending_.clear();
   pending_bytes_ = 0;
-  plain_.clear();
-  plain_bytes_ = 0;
+  if (tls_ != nullptr) {
+    tls_->plain.clear();
+    tls_->plain_bytes = 0;
+  }
   cell->owner = nullptr;
   uv_read_stop(cell->stream());
   if (linger && cell->in_flight_writes > 0) {
@@ -588,8 +591,8 @@ void TcpStream::CloseAfterFlush(absl::Duration limit) {
     return;
   }
   Flush();
-  if (tls_ != nullptr && tls_->handshake_done()) {
-    tls_->Shutdown();  // close_notify, so the peer knows the stream was not cut
+  if (tls_ != nullptr && tls_->session.handshake_done()) {
+    tls_->session.Shutdown();  // close_notify, so the peer knows the stream was not cut
     FlushCiphertext();
   }
   DetachCell(true, limit);

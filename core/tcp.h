@@ -83,7 +83,7 @@ class TcpStream {
   absl::Status StartTls(TlsContextPtr context, bool input_is_tls = false);
   bool tls() const { return tls_ != nullptr; }
   // After OnTlsReady; null on a plaintext stream.
-  const TlsSession* tls_session() const { return tls_.get(); }
+  const TlsSession* tls_session() const { return tls_ != nullptr ? &tls_->session : nullptr; }
 
   // Queues bytes; nothing goes out until Flush().
   void Write(Slice slice);
@@ -106,6 +106,14 @@ class TcpStream {
  private:
   struct Cell;
   struct WriteReq;
+  // The TLS session and the plaintext waiting for it: apart, so a plaintext stream (most of
+  // them) does not carry the queue.
+  struct TlsLeg {
+    explicit TlsLeg(TlsContextPtr context) : session(std::move(context)) {}
+    TlsSession session;
+    std::vector<Slice> plain;  // waiting to be encrypted
+    size_t plain_bytes = 0;
+  };
   friend struct Cell;
 
   void HandleRead(ssize_t nread);
@@ -126,9 +134,7 @@ class TcpStream {
   InputBuffer input_;
   std::vector<Slice> pending_;  // bytes for the socket (ciphertext under TLS)
   size_t pending_bytes_ = 0;
-  std::unique_ptr<TlsSession> tls_;
-  std::vector<Slice> plain_;  // under TLS: plaintext waiting to be encrypted
-  size_t plain_bytes_ = 0;
+  std::unique_ptr<TlsLeg> tls_;
   bool reading_ = false;
   bool unix_socket_ = false;  // of a stream between ReleaseFd and Reopen
   bool was_over_high_water_ = false;

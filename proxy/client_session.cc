@@ -27,15 +27,35 @@ std::string PinNames(codec::PinSet pins) {
 
 }  // namespace
 
-ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
-    : proxy_(proxy),
-      id_(id),
-      stream_(proxy.uv_loop(), *this),
-      timer_([](void* self) { static_cast<ClientSession*>(self)->OnDeadline(); }, this) {}
+ClientBusy::ClientBusy()
+    : timer([](void* self) { static_cast<ClientBusy*>(self)->owner->OnDeadline(); }, this) {}
 
-ClientSession::~ClientSession() {
-  if (self_ != nullptr) {
-    *self_ = nullptr;
+bool ClientBusy::clean() const {
+  return !timer.armed() && deadline == ClientDeadline::kNone && cancels_in_flight == 0 &&
+         next_effects.empty() && next_effects.statement.empty() && sent.empty() &&
+         read_back.empty();
+}
+
+ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
+    : proxy_(proxy), id_(id), stream_(proxy.uv_loop(), *this) {}
+
+ClientSession::~ClientSession() = default;
+
+ClientBusy& ClientSession::busy() {
+  if (busy_ == nullptr) {
+    busy_ = proxy_.TakeSpareBusy();
+    if (busy_ == nullptr) {
+      busy_ = std::make_unique<ClientBusy>();
+    }
+    busy_->owner = this;
+  }
+  return *busy_;
+}
+
+void ClientSession::GiveBackBusy() {
+  if (busy_ != nullptr && busy_->clean()) {
+    busy_->owner = nullptr;
+    proxy_.KeepSpareBusy(std::move(busy_));
   }
 }
 
@@ -45,20 +65,22 @@ std::string_view ClientSession::peer_host() const {
 }
 
 void ClientSession::Arm(Deadline what, absl::Duration after) {
-  deadline_ = what;
-  proxy_.deadlines().Arm(timer_, after);
+  ClientBusy& b = busy();
+  b.deadline = what;
+  proxy_.deadlines().Arm(b.timer, after);
 }
 
 void ClientSession::Disarm(Deadline what) {
-  if (deadline_ != Deadline::kNone && (what == Deadline::kNone || what == deadline_)) {
-    deadline_ = Deadline::kNone;
-    proxy_.deadlines().Disarm(timer_);
+  if (busy_ != nullptr && busy_->deadline != Deadline::kNone &&
+      (what == Deadline::kNone || what == busy_->deadline)) {
+    busy_->deadline = Deadline::kNone;
+    proxy_.deadlines().Disarm(busy_->timer);
   }
 }
 
 void ClientSession::OnDeadline() {
-  Deadline what = deadline_;
-  deadline_ = Deadline::kNone;
+  Deadline what = busy_->deadline;  // fired: the timer is in busy_
+  busy_->deadline = Deadline::kNone;
   switch (what) {
     case Deadline::kNone:
       return;
@@ -131,7 +153,7 @@ void ClientSession::Drive() {
     redrive_ = true;
     return;
   }
-  if (cancels_in_flight_ > 0) {
+  if (busy_ != nullptr && busy_->cancels_in_flight > 0) {
     // What the client sends once a cancel of its statement is under way waits for the cancel to
     // be through: a cancel that meets the end of its statement then finds the server idle, and
     // cannot stop the client's next statement instead.
@@ -390,7 +412,7 @@ void ClientSession::OnRequestEffects(const codec::RequestEffects& effects) {
     return;  // a session keeps its server anyway, and the reset clears everything
   }
   SetPins(effects.pins, effects.statement);
-  next_effects_.Merge(effects);
+  busy().next_effects.Merge(effects);
 }
 
 void ClientSession::OnRequestRefused(const codec::RequestEffects& effects) {
@@ -423,8 +445,9 @@ void ClientSession::OnStatementMessage(const codec::StatementNote& note) {
 
 void ClientSession::OnRequestEnd(uint32_t tag) {
   if (transaction_mode()) {
-    sent_.push_back(SentRequest{std::move(next_effects_), tag});
-    next_effects_ = {};
+    ClientBusy& b = busy();
+    b.sent.push_back(SentRequest{std::move(b.next_effects), tag});
+    b.next_effects = {};
   }
   if (server_ != nullptr) {
     server_->OnClientRequest(tag);
@@ -432,44 +455,45 @@ void ClientSession::OnRequestEnd(uint32_t tag) {
 }
 
 void ClientSession::OnServerStateChanged() {
-  if (!sent_.empty()) {
-    sent_.front().state_changed = true;
+  if (busy_ != nullptr && !busy_->sent.empty()) {
+    busy_->sent.front().state_changed = true;
   }
 }
 
 void ClientSession::OnServerRequestFailed() {
-  if (!sent_.empty()) {
-    sent_.front().failed = true;
+  if (busy_ != nullptr && !busy_->sent.empty()) {
+    busy_->sent.front().failed = true;
   }
 }
 
 void ClientSession::OnServerRequestDone() {
-  if (sent_.empty()) {
+  if (busy_ == nullptr || busy_->sent.empty()) {
     return;
   }
-  SentRequest done = std::move(sent_.front());
-  sent_.pop_front();
+  SentRequest done = std::move(busy_->sent.front());
+  busy_->sent.pop_front();
   codec_->OnRequestAnswered(done.tag, done.failed);
   codec::RequestEffects& e = done.effects;
   // Whatever the request did to parameters, even if it failed half-way, the server knows: it is
-  // read back once the transaction is over.
-  for (std::string& name : e.read_back) {
-    if (std::find(read_back_.begin(), read_back_.end(), name) == read_back_.end()) {
-      read_back_.push_back(std::move(name));
+  // read back once the transaction is over. (busy() again: no reference to it is held across a
+  // call out of the session.)
+  auto read_back = [this](std::string name) {
+    std::vector<std::string>& names = busy().read_back;
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      names.push_back(std::move(name));
     }
+  };
+  for (std::string& name : e.read_back) {
+    read_back(std::move(name));
   }
   if (e.reset_params) {
     for (const auto& [name, value] : params_) {
-      if (std::find(read_back_.begin(), read_back_.end(), name) == read_back_.end()) {
-        read_back_.push_back(name);
-      }
+      read_back(name);
     }
     // What init_sql or the user's startup parameters set is gone from the session too.
     if (server_ != nullptr) {
       for (std::string& name : server_->codec().BaselineNames()) {
-        if (std::find(read_back_.begin(), read_back_.end(), name) == read_back_.end()) {
-          read_back_.push_back(std::move(name));
-        }
+        read_back(std::move(name));
       }
     }
   }
@@ -539,9 +563,11 @@ void ClientSession::ClearPins(codec::PinSet pins) {
 
 void ClientSession::ForgetSessionState() {
   ClearPins(pins_);
-  sent_.clear();
-  next_effects_ = {};
-  read_back_.clear();
+  if (busy_ != nullptr) {
+    busy_->sent.clear();
+    busy_->next_effects = {};
+    busy_->read_back.clear();
+  }
 }
 
 void ClientSession::AfterServerOutput() {
@@ -558,13 +584,13 @@ void ClientSession::MaybeRelease() {
     return;
   }
   UpdateIdleTransactionTimer();
-  if (!server_->clean() || !sent_.empty() || mid_request() || pins_ != 0 ||
-      cancels_in_flight_ > 0) {
+  if (!server_->clean() || mid_request() || pins_ != 0 ||
+      (busy_ != nullptr && (!busy_->sent.empty() || busy_->cancels_in_flight > 0))) {
     return;
   }
-  if (!read_back_.empty()) {
-    std::vector<std::string> names = std::move(read_back_);
-    read_back_.clear();
+  if (busy_ != nullptr && !busy_->read_back.empty()) {
+    std::vector<std::string> names = std::move(busy_->read_back);
+    busy_->read_back.clear();
     if (server_->ReadBack(names)) {
       // Nothing of the client's may reach the server before the values are in: OnServerReady
       // brings the client back.
@@ -583,6 +609,7 @@ void ClientSession::ReleaseServer() {
   // Input left now is an incomplete message (the codec read all it could): more bytes will come,
   // and they ask for a server then.
   server->Release();
+  GiveBackBusy();
 }
 
 void ClientSession::UpdateIdleTransactionTimer() {
@@ -594,7 +621,7 @@ void ClientSession::UpdateIdleTransactionTimer() {
                              server_->idle_in_transaction() && !mid_request();
   if (!idle_in_transaction) {
     Disarm(Deadline::kIdleTransaction);
-  } else if (deadline_ != Deadline::kIdleTransaction) {
+  } else if (busy().deadline != Deadline::kIdleTransaction) {
     Arm(Deadline::kIdleTransaction, limit);
   }
 }
@@ -620,24 +647,16 @@ void ClientSession::CancelRunning() {
   }
   // The server stays with this client until the cancel is through, so that it can never stop
   // the next client's statement.
-  ++cancels_in_flight_;
-  if (self_ == nullptr) {
-    self_ = std::make_shared<ClientSession*>(this);  // made on first use: most clients never cancel
-  }
-  std::weak_ptr<ClientSession*> self = self_;
-  proxy_.CancelOn(*server_, [self] {
-    auto alive = self.lock();
-    if (alive == nullptr || *alive == nullptr) {
-      return;
+  ++busy().cancels_in_flight;
+  proxy_.CancelOn(*server_, proxy_.WhileClientOpen(*this, [](ClientSession& session) {
+    int& in_flight = session.busy().cancels_in_flight;  // kept while one is in flight
+    --in_flight;
+    if (in_flight == 0 && !session.stream_.input().empty()) {
+      session.Drive();  // what the client sent meanwhile (Drive releases the server if it may)
+    } else if (session.server_ != nullptr) {
+      session.AfterServerOutput();
     }
-    ClientSession* session = *alive;
-    --session->cancels_in_flight_;
-    if (session->cancels_in_flight_ == 0 && !session->stream_.input().empty()) {
-      session->Drive();  // what the client sent meanwhile (Drive releases the server if it may)
-    } else if (session->server_ != nullptr) {
-      session->AfterServerOutput();
-    }
-  });
+  }));
 }
 
 void ClientSession::OnTerminate() { Close("client terminated"); }

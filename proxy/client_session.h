@@ -23,14 +23,48 @@
 
 namespace wirepool::proxy {
 
+class ClientSession;
 class ProxyInstance;
 class ServerConn;
 struct Pool;
 
+// The one timer of a session: what it counts down never overlaps (the login, then the
+// failed-login delay or a borrow, then idling in a transaction with a server).
+enum class ClientDeadline : uint8_t { kNone, kLogin, kAuthDelay, kBorrow, kIdleTransaction };
+
+// A request forwarded to the client's server, not answered yet.
+struct SentRequest {
+  codec::RequestEffects effects;
+  uint32_t tag = 0;
+  bool failed = false;
+  bool state_changed = false;  // OnServerStateChanged
+};
+
+// What a client needs only while it is busy: logging in, waiting for a server, or using one.
+// A client between transactions (transaction pooling) gives it back to its worker, which keeps
+// a few spare (ProxyInstance::TakeSpareBusy): an idle client costs the session alone, and the
+// next transaction of any client reuses a spare instead of allocating.
+struct ClientBusy {
+  ClientBusy();
+  ClientBusy(const ClientBusy&) = delete;
+  ClientBusy& operator=(const ClientBusy&) = delete;
+
+  // Nothing pending: what a client may give back.
+  bool clean() const;
+
+  ClientSession* owner = nullptr;
+  core::Deadline timer;  // in the worker's DeadlineQueue: no uv timer per client
+  ClientDeadline deadline = ClientDeadline::kNone;
+  int cancels_in_flight = 0;
+  codec::RequestEffects next_effects;  // of the request the client is sending
+  core::Fifo<SentRequest> sent;        // forwarded, not answered yet
+  std::vector<std::string> read_back;  // parameters to read back before the server goes
+};
+
 class ClientSession final : public core::TcpStreamHandler, public codec::ClientCodecSink {
  public:
   // kIdle: logged in, between transactions, no server (transaction pooling only).
-  enum class State { kLogin, kWaiting, kAttaching, kActive, kIdle, kClosed };
+  enum class State : uint8_t { kLogin, kWaiting, kAttaching, kActive, kIdle, kClosed };
 
   ClientSession(ProxyInstance& proxy, uint64_t id);
   ~ClientSession() override;
@@ -116,17 +150,13 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   void OnProtocolError(const absl::Status& status) override;
 
  private:
-  // The one timer of a session: what it counts down never overlaps (the login, then the
-  // failed-login delay or a borrow, then idling in a transaction with a server).
-  enum class Deadline : uint8_t { kNone, kLogin, kAuthDelay, kBorrow, kIdleTransaction };
+  friend struct ClientBusy;  // its timer fires OnDeadline
+  using Deadline = ClientDeadline;
 
-  struct SentRequest {
-    codec::RequestEffects effects;
-    uint32_t tag = 0;
-    bool failed = false;
-    bool state_changed = false;  // OnServerStateChanged
-  };
-
+  // The busy part, taken from the worker's spares when first needed.
+  ClientBusy& busy();
+  // Gives the busy part back if nothing in it is pending (the client is between transactions).
+  void GiveBackBusy();
   void Drive();
   // Starts TLS for the client's request, once the codec has consumed it.
   void StartTls();
@@ -151,12 +181,10 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
 
   ProxyInstance& proxy_;
   uint64_t id_;
-  State state_ = State::kLogin;
   core::TcpStream stream_;
   std::unique_ptr<codec::ClientCodec> codec_;
-  core::Deadline timer_;  // in the worker's DeadlineQueue: no uv timer per client
-  Deadline deadline_ = Deadline::kNone;
-  UserTablePtr users_;  // the table this client logged in against
+  std::unique_ptr<ClientBusy> busy_;  // null while idle: see ClientBusy
+  UserTablePtr users_;                // the table this client logged in against
   const User* user_ = nullptr;
   codec::StartupInfo startup_;
   Pool* pool_ = nullptr;
@@ -176,16 +204,11 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
 
   // Transaction pooling.
   codec::ParamList params_;
-  bool startup_params_kept_ = false;    // startup_.params holds them (params_ has changed since)
-  codec::RequestEffects next_effects_;  // of the request the client is sending
-  core::Fifo<SentRequest> sent_;        // forwarded, not answered yet
+  bool startup_params_kept_ = false;  // startup_.params holds them (params_ has changed since)
+  State state_ = State::kLogin;       // here: beside the small fields, no padding
   codec::PinSet pins_ = 0;
-  codec::PinSet pins_logged_ = 0;       // reasons already explained in the log
-  codec::PinSet refuse_pins_ = 0;       // pin_as_error, as this client's codec applies it
-  std::vector<std::string> read_back_;  // parameters to read back before the server goes
-  int cancels_in_flight_ = 0;
-  // Lets callbacks that may outlive this session (a cancel's completion) find it or not.
-  std::shared_ptr<ClientSession*> self_;
+  codec::PinSet pins_logged_ = 0;  // reasons already explained in the log
+  codec::PinSet refuse_pins_ = 0;  // pin_as_error, as this client's codec applies it
 };
 
 }  // namespace wirepool::proxy

@@ -219,6 +219,37 @@ void ProxyInstance::AcceptHere(int fd) {
   }
 }
 
+std::function<void()> ProxyInstance::WhileClientOpen(ClientSession& client,
+                                                     std::function<void(ClientSession&)> task) {
+  return [alive = std::weak_ptr<ProxyInstance*>(alive_), raw = &client, id = client.id(),
+          task = std::move(task)] {
+    auto self = alive.lock();
+    if (self == nullptr) {
+      return;
+    }
+    // The address may be another client's by now: the id says whether it is still this one.
+    if (!(*self)->clients_.contains(raw) || raw->id() != id) {
+      return;
+    }
+    task(*raw);
+  };
+}
+
+std::unique_ptr<ClientBusy> ProxyInstance::TakeSpareBusy() {
+  if (spare_busy_.empty()) {
+    return nullptr;
+  }
+  std::unique_ptr<ClientBusy> busy = std::move(spare_busy_.back());
+  spare_busy_.pop_back();
+  return busy;
+}
+
+void ProxyInstance::KeepSpareBusy(std::unique_ptr<ClientBusy> busy) {
+  if (spare_busy_.size() < kSpareBusyKept) {
+    spare_busy_.push_back(std::move(busy));
+  }
+}
+
 Pool& ProxyInstance::PoolFor(const std::string& user, const std::string& key) {
   auto& slot = pools_[{user, key}];
   if (slot == nullptr) {

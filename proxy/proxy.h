@@ -34,6 +34,7 @@
 namespace wirepool::proxy {
 
 class ClientSession;
+struct ClientBusy;
 class ServerConn;
 
 struct Pool {
@@ -81,6 +82,14 @@ class ProxyInstance {
   uv_loop_t* uv_loop() { return loop_.get(); }
   // Client deadlines (login, borrow, idle in transaction) of this worker.
   core::DeadlineQueue& deadlines() { return deadlines_; }
+  // Wraps a callback that may outlive `client` (a cancel's completion): it runs `task` only if
+  // the client is still open on this worker (closed clients leave clients_ at once).
+  std::function<void()> WhileClientOpen(ClientSession& client,
+                                        std::function<void(ClientSession&)> task);
+  // The busy parts idle clients gave back (see ClientBusy): null when there is none spare.
+  std::unique_ptr<ClientBusy> TakeSpareBusy();
+  // Keeps a clean busy part for the next client, up to kSpareBusyKept (then frees it).
+  void KeepSpareBusy(std::unique_ptr<ClientBusy> busy);
   core::EventLoop& loop() { return loop_; }
   const codec::Protocol& protocol() const { return *protocol_; }
   const config::ProxySettings& settings() const { return settings_; }
@@ -192,6 +201,10 @@ class ProxyInstance {
   std::unique_ptr<core::TcpListener> listener_;
   core::Timer janitor_;
   core::DeadlineQueue deadlines_;  // before clients_: outlives every client
+  // More than the clients busy at once in the steady state (about the pool size plus those
+  // waiting), few enough that a burst costs little after it (each one is ~200 bytes).
+  static constexpr size_t kSpareBusyKept = 256;
+  std::vector<std::unique_ptr<ClientBusy>> spare_busy_;  // after deadlines_: their timers
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
   absl::flat_hash_map<ClientSession*, std::unique_ptr<ClientSession>> clients_;
   absl::flat_hash_map<ServerConn*, std::unique_ptr<ServerConn>> servers_;
