@@ -12,7 +12,6 @@
 // client_auth.cc (the auth exchange), client_command.cc (commands while running).
 
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +20,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "codecs/api/codec.h"
 #include "codecs/mysql/wire.h"
+#include "core/fifo.h"
 
 namespace wirepool::codec::mysql {
 
@@ -183,7 +183,7 @@ class ClientCodec final : public codec::ClientCodec {
   uint32_t next_statement_id_ = 1;
   // The ids of prepares not answered yet, oldest first (a failed one is forgotten), and the last
   // one prepared, which MariaDB's id -1 names.
-  std::deque<uint32_t> preparing_;
+  core::Fifo<uint32_t> preparing_;
   uint32_t last_prepared_ = 0;
   absl::flat_hash_set<uint32_t> long_data_;  // statements with SEND_LONG_DATA not executed yet
   absl::flat_hash_set<uint32_t> cursors_;    // statements whose execution opened a cursor
