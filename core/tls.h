@@ -20,7 +20,7 @@
 namespace wirepool::core {
 
 // The modes operators know from libpq's sslmode and PgBouncer's *_tls_sslmode.
-enum class TlsMode { kDisable, kAllow, kPrefer, kRequire, kVerifyCa, kVerifyFull };
+enum class TlsMode : uint8_t { kDisable, kAllow, kPrefer, kRequire, kVerifyCa, kVerifyFull };
 
 std::optional<TlsMode> ParseTlsMode(std::string_view name);
 std::string_view TlsModeName(TlsMode mode);

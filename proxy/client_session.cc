@@ -55,6 +55,7 @@ ClientBusy& ClientSession::busy() {
 void ClientSession::GiveBackBusy() {
   if (busy_ != nullptr && busy_->clean()) {
     busy_->owner = nullptr;
+    busy_->tls = nullptr;  // TLS, if any, started before the login ended
     proxy_.KeepSpareBusy(std::move(busy_));
   }
 }
@@ -128,10 +129,12 @@ absl::Status ClientSession::Accept(int fd) {
     options.refuse_pins = refuse_pins_;
   }
   options.peer_host = std::string(peer_host());
-  tls_ = proxy_.client_tls();
-  options.tls_available = tls_ != nullptr;
-  if (tls_ != nullptr) {
-    options.tls_server_end_point = tls_->server_end_point();
+  const core::TlsContextPtr& tls = proxy_.client_tls();
+  options.tls_available = tls != nullptr;
+  if (tls != nullptr) {
+    options.tls_server_end_point = tls->server_end_point();
+    tls_mode_ = tls->mode();
+    busy().tls = tls;
   }
   codec_ = proxy_.protocol().NewClientCodec(options, *this);
   users_ = proxy_.users();
@@ -235,7 +238,8 @@ void ClientSession::StartTls() {
   // Whatever is read from now on goes to TLS, never to the codec. What the codec had not taken
   // yet is refused (kAfterGoAhead: the codec has already failed the connection for it) or is the
   // client's TLS hello.
-  absl::Status st = stream_.StartTls(tls_, how != codec::TlsStart::kAfterGoAhead);
+  // The context offered at accept: the login (and so the busy part) is still under way.
+  absl::Status st = stream_.StartTls(std::move(busy().tls), how != codec::TlsStart::kAfterGoAhead);
   if (!st.ok()) {
     proxy_.CountError("client_tls_failed");
     spdlog::info("conn={} proxy={} TLS with {} failed: {}", name(), proxy_.settings().name,
@@ -263,7 +267,7 @@ void ClientSession::OnTlsReady(core::TcpStream&) {
 }
 
 bool ClientSession::RefusedByTlsMode(const codec::StartupInfo& info) {
-  const core::TlsMode mode = tls_ != nullptr ? tls_->mode() : core::TlsMode::kDisable;
+  const core::TlsMode mode = tls_mode_;
   if (mode >= core::TlsMode::kRequire && !stream_.tls()) {
     FailWith(codec::ProxyError::kTlsRequired,
              Cat("connections without TLS are refused by this proxy (client_tls mode ",

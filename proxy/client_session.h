@@ -56,6 +56,8 @@ struct ClientBusy {
   core::Deadline timer;  // in the worker's DeadlineQueue: no uv timer per client
   ClientDeadline deadline = ClientDeadline::kNone;
   int cancels_in_flight = 0;
+  // client_tls as it was when the client connected, until TLS starts; null: none offered.
+  core::TlsContextPtr tls;
   codec::RequestEffects next_effects;  // of the request the client is sending
   core::Fifo<SentRequest> sent;        // forwarded, not answered yet
   std::vector<std::string> read_back;  // parameters to read back before the server goes
@@ -189,9 +191,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   codec::StartupInfo startup_;
   Pool* pool_ = nullptr;
   ServerConn* server_ = nullptr;
-  ProxyShared::CancelEntry cancel_;  // in the shared table once logged in
-  // client_tls as it was when the client connected; null: no TLS offered.
-  core::TlsContextPtr tls_;
+  ProxyShared::CancelEntry cancel_;             // in the shared table once logged in
   std::optional<codec::TlsStart> tls_request_;  // asked for, not started yet
   bool tls_direct_ = false;
   bool auth_failed_ = false;  // the error waits for auth_failure_delay, then the connection closes
@@ -206,6 +206,8 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   codec::ParamList params_;
   bool startup_params_kept_ = false;  // startup_.params holds them (params_ has changed since)
   State state_ = State::kLogin;       // here: beside the small fields, no padding
+  // client_tls's mode when the client connected (a second login is held to it too).
+  core::TlsMode tls_mode_ = core::TlsMode::kDisable;
   codec::PinSet pins_ = 0;
   codec::PinSet pins_logged_ = 0;  // reasons already explained in the log
   codec::PinSet refuse_pins_ = 0;  // pin_as_error, as this client's codec applies it

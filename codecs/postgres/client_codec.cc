@@ -432,8 +432,9 @@ Step ClientCodec::OnRunning(ByteView in) {
       return {Verdict::kNeedMore, total};
     }
     bool whole = total <= kMaxClassifiedMessage;
-    if (Classify(type, in.first(std::min(total, in.size())), whole)) {
-      return Refuse(type, in, total, refusal_);
+    std::string refusal;
+    if (Classify(type, in.first(std::min(total, in.size())), whole, refusal)) {
+      return Refuse(type, in, total, refusal);
     }
     if (type == 'Q') {
       if (auto step = MaybeIntercept(total)) {
@@ -479,13 +480,13 @@ Step ClientCodec::OnRunning(ByteView in) {
   return {Verdict::kForward, n};
 }
 
-bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
+bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole, std::string& refusal) {
   RequestEffects effects;
   if (!whole) {
     effects.pins = PinBit(PinReason::kUnclassified);
     effects.statement =
         Cat("(a message of more than ", kMaxClassifiedMessage, " bytes, too large to classify)");
-    if (RefuseEffects(effects)) {
+    if (RefuseEffects(effects, refusal)) {
       return true;
     }
     sink_.OnRequestEffects(effects);
@@ -515,14 +516,14 @@ bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
       effects.statement = "(PREPARE or DEALLOCATE after extended-protocol messages with no Sync)";
     }
   }
-  if (RefuseEffects(effects)) {
+  if (RefuseEffects(effects, refusal)) {
     query_ops_ = {};
     return true;
   }
   for (const SqlOp& op : query_ops_.ops) {
     if (op.kind == SqlOp::kDeallocateAll ||
         (op.kind == SqlOp::kDiscardAll && query_ops_.ops.size() == 1)) {
-      statements_.clear();  // the client's protocol-level names are gone too
+      statements_.reset();  // the client's protocol-level names are gone too
     }
   }
   if (!effects.empty()) {
@@ -531,11 +532,11 @@ bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
   return false;
 }
 
-bool ClientCodec::RefuseEffects(const RequestEffects& effects) {
+bool ClientCodec::RefuseEffects(const RequestEffects& effects, std::string& refusal) {
   if ((effects.pins & refuse_pins_) == 0) {
     return false;
   }
-  refusal_ = RefusalMessage(effects, refuse_pins_);
+  refusal = RefusalMessage(effects, refuse_pins_);
   sink_.OnRequestRefused(effects);
   return true;
 }

@@ -80,20 +80,26 @@ class ClientCodec final : public codec::ClientCodec {
     std::string key;   // what the server knows it by: "wp_" + key
     std::string body;  // the Parse after its name: query, NUL, parameter types
   };
-  absl::flat_hash_map<std::string, Statement> statements_;
+  using Statements = absl::flat_hash_map<std::string, Statement>;
+  // Made by the first Parse of a named statement: most clients never make one, and an empty
+  // map is 40 bytes of every idle client.
+  std::unique_ptr<Statements> statements_;
+  Statements& statements();
+  // The client's statement `name`, or null.
+  const Statement* FindStatement(absl::string_view name) const;
 
   // Reports what a Query's or Parse's SQL does to the session (classify_). True when the
-  // request is refused instead (refuse_pins_; reported with OnRequestRefused): the caller
-  // then calls Refuse.
-  bool Classify(uint8_t type, ByteView message, bool whole);
+  // request is refused instead (refuse_pins_; reported with OnRequestRefused, the message in
+  // `refusal`): the caller then calls Refuse.
+  bool Classify(uint8_t type, ByteView message, bool whole, std::string& refusal);
   // Refuses the Query or Parse at the front of `in` (client_refuse.cc): in its place the server
   // gets a statement that raises the refusal (SQLSTATE 0A000), so that the error comes in order
   // with the answers to what the client sent before it and a transaction fails as it would had
   // the server refused the statement itself; the client's message is dropped.
   Step Refuse(uint8_t type, ByteView in, size_t total, std::string_view message);
   // Whether `effects` set a pin of refuse_pins_: then the refusal is reported and its
-  // message kept in refusal_.
-  bool RefuseEffects(const RequestEffects& effects);
+  // message put in `refusal`.
+  bool RefuseEffects(const RequestEffects& effects, std::string& refusal);
   // A lone DISCARD ALL / DEALLOCATE ALL while the server is quiet: the server codec sends what
   // touches only this client's session, and the client gets the command's CommandComplete here
   // (sql_statements.h). Nullopt when the Query goes as it is.
@@ -122,7 +128,6 @@ class ClientCodec final : public codec::ClientCodec {
   std::optional<std::array<uint8_t, 8>> cancel_key_;  // made at CompleteLogin
   size_t forward_left_ = 0;  // bytes of the current message still to forward
   size_t discard_left_ = 0;  // bytes of a refused message still to drop
-  std::string refusal_;      // the message of the refusal under way
   bool mid_request_ = false;
   bool tls_ = false;         // TLS is on: a second SSLRequest is a violation
   bool tls_direct_ = false;  // the client opened with TLS (no SSLRequest)

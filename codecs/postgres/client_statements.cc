@@ -97,8 +97,8 @@ Step ClientCodec::OnParse(ByteView message) {
     return {Verdict::kForward, message.size()};
   }
   std::string body(r.Rest());
-  auto existing = statements_.find(Av(*name));
-  if (existing != statements_.end() && sink_.ServerHasStatement(existing->second.key)) {
+  const Statement* existing = FindStatement(Av(*name));
+  if (existing != nullptr && sink_.ServerHasStatement(existing->key)) {
     // The name is taken: PostgreSQL says 42P05 and skips to the Sync, and so does the server once
     // a placeholder holds the name (the client's statement stays as it was). Where the server
     // lacks the statement, the client's Parse of it may have failed, which would leave the name
@@ -116,15 +116,33 @@ Step ClientCodec::OnParse(ByteView message) {
   sink_.OnStatementMessage({StatementNote::kClose, false, key});
   sink_.OnStatementMessage({StatementNote::kPrepare, true, key});
   sink_.SendToServer(CloseMessage(server_name) + ParseMessage(server_name, body));
-  statements_[std::string(*name)] = Statement{std::move(key), std::move(body)};
+  statements()[std::string(*name)] = Statement{std::move(key), std::move(body)};
   return {Verdict::kConsume, message.size()};
+}
+
+ClientCodec::Statements& ClientCodec::statements() {
+  if (statements_ == nullptr) {
+    statements_ = std::make_unique<Statements>();
+  }
+  return *statements_;
+}
+
+const ClientCodec::Statement* ClientCodec::FindStatement(absl::string_view name) const {
+  if (statements_ == nullptr) {
+    return nullptr;
+  }
+  auto it = statements_->find(name);
+  return it != statements_->end() ? &it->second : nullptr;
 }
 
 void ClientCodec::EnsurePrepared(const std::string& key) {
   if (sink_.ServerHasStatement(key)) {
     return;
   }
-  for (const auto& [name, statement] : statements_) {
+  if (statements_ == nullptr) {
+    return;
+  }
+  for (const auto& [name, statement] : *statements_) {
     if (statement.key == key) {
       // Closing first makes the Parse right whether or not an earlier, unanswered Parse of it
       // went through.
@@ -156,13 +174,13 @@ Step ClientCodec::OnBind(ByteView in, size_t total) {
     return {Verdict::kNeedMore, std::min({total, in.size() + 4096, kMaxClassifiedMessage})};
   }
   mid_request_ = true;
-  std::string name(AsChars(in.subspan(portal_end + 1, name_end - portal_end - 1)));
-  auto it = statements_.find(name);
-  if (name.empty() || it == statements_.end()) {
+  std::string_view name = AsChars(in.subspan(portal_end + 1, name_end - portal_end - 1));
+  const Statement* statement = name.empty() ? nullptr : FindStatement(Av(name));
+  if (statement == nullptr) {
     forward_left_ = total - limit;
     return {Verdict::kForward, limit};
   }
-  const std::string key = it->second.key;
+  const std::string key = statement->key;
   EnsurePrepared(key);
   std::string server_name = ServerName(key);
   std::string_view portal = AsChars(in.subspan(kHeaderLen, portal_end - kHeaderLen));
@@ -185,15 +203,15 @@ Step ClientCodec::OnDescribeOrClose(uint8_t type, ByteView message) {
   Reader r(message.subspan(kHeaderLen));
   auto kind = r.U8();
   auto name = kind ? r.CString() : std::nullopt;
-  auto it = name ? statements_.find(std::string(*name)) : statements_.end();
-  bool named_statement = kind && name && *kind == 'S' && !name->empty() && it != statements_.end();
+  bool named_statement =
+      kind && name && *kind == 'S' && !name->empty() && FindStatement(Av(*name)) != nullptr;
   if (type == 'C') {
     if (!named_statement) {
       sink_.OnStatementMessage({StatementNote::kClose, true, ""});
       return {Verdict::kForward, message.size()};
     }
     // Other clients may still use the server's copy: only this client forgets it.
-    statements_.erase(it);
+    statements_->erase(std::string(*name));
     sink_.OnStatementMessage({StatementNote::kClose, true, ""});
     sink_.SendToServer(CloseMessage(kNoStatement));
     return {Verdict::kConsume, message.size()};
@@ -201,7 +219,7 @@ Step ClientCodec::OnDescribeOrClose(uint8_t type, ByteView message) {
   if (!named_statement) {
     return {Verdict::kForward, message.size()};
   }
-  const std::string key = it->second.key;
+  const std::string key = FindStatement(Av(*name))->key;
   EnsurePrepared(key);
   Writer w;
   sink_.SendToServer(w.Begin('D').U8('S').CString(ServerName(key)).Take());
