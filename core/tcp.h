@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -75,6 +76,10 @@ class TcpStream {
 
   InputBuffer& input() { return input_; }
 
+  // Slices queued for the socket: most writes are one slice (a forwarded read, or the proxy's
+  // messages appended into one block), which an idle connection keeps without a heap array.
+  using SliceQueue = absl::InlinedVector<Slice, 1>;
+
   // From here on the stream is TLS: what is queued goes out first in plaintext (the protocol's
   // "go ahead"), then everything read is decrypted and everything written encrypted. Bytes
   // already read are refused (plaintext injected ahead of the handshake) unless `input_is_tls`
@@ -105,13 +110,15 @@ class TcpStream {
 
  private:
   struct Cell;
+  struct TcpCell;
+  struct PipeCell;
   struct WriteReq;
   // The TLS session and the plaintext waiting for it: apart, so a plaintext stream (most of
   // them) does not carry the queue.
   struct TlsLeg {
     explicit TlsLeg(TlsContextPtr context) : session(std::move(context)) {}
     TlsSession session;
-    std::vector<Slice> plain;  // waiting to be encrypted
+    SliceQueue plain;  // waiting to be encrypted
     size_t plain_bytes = 0;
   };
   friend struct Cell;
@@ -132,7 +139,7 @@ class TcpStream {
   TcpStreamHandler& handler_;
   Cell* cell_;
   InputBuffer input_;
-  std::vector<Slice> pending_;  // bytes for the socket (ciphertext under TLS)
+  SliceQueue pending_;  // bytes for the socket (ciphertext under TLS)
   size_t pending_bytes_ = 0;
   std::unique_ptr<TlsLeg> tls_;
   bool reading_ = false;

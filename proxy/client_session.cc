@@ -25,6 +25,13 @@ std::string PinNames(codec::PinSet pins) {
   return out;
 }
 
+// What a client that has not sent its startup packet yet has: nothing.
+const std::shared_ptr<const codec::StartupInfo>& NoStartup() {
+  static const auto* none =
+      new std::shared_ptr<const codec::StartupInfo>(std::make_shared<const codec::StartupInfo>());
+  return *none;
+}
+
 }  // namespace
 
 ClientBusy::ClientBusy()
@@ -37,7 +44,7 @@ bool ClientBusy::clean() const {
 }
 
 ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
-    : proxy_(proxy), id_(id), stream_(proxy.uv_loop(), *this) {}
+    : proxy_(proxy), id_(id), stream_(proxy.uv_loop(), *this), startup_(NoStartup()) {}
 
 ClientSession::~ClientSession() = default;
 
@@ -317,7 +324,9 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
     Arm(Deadline::kLogin, proxy_.settings().client_login_timeout);
     spdlog::debug("conn={} logs in again as {}", name(), info.user);
   }
-  startup_ = info;
+  startup_ = std::make_shared<const codec::StartupInfo>(info);  // shared once logged in
+  params_.clear();
+  params_own_ = false;
   if (RefusedByTlsMode(info)) {
     return;
   }
@@ -327,11 +336,6 @@ void ClientSession::OnStartup(const codec::StartupInfo& info) {
                  (banned_ms + 999) / 1000, "s"));
     return;
   }
-  // Kept once until the client changes one (RecordParameter): an idle client that never does
-  // carries one copy.
-  params_ = std::move(startup_.params);
-  startup_.params.clear();
-  startup_params_kept_ = false;
   user_ = users_->Find(info.user);
   codec_->BeginAuth(user_ != nullptr ? &user_->secret : nullptr);
 }
@@ -346,7 +350,8 @@ void ClientSession::OnAuthenticated() {
   if (user_ != nullptr && user_->scram_passthrough) {
     proxy_.RememberScramClientKey(*user_, codec_->AuthClientKey());
   }
-  pool_ = &proxy_.PoolFor(startup_.user, startup_.pool_key);
+  startup_ = proxy_.InternStartup(std::move(startup_));
+  pool_ = &proxy_.PoolFor(startup_->user, startup_->pool_key);
   // The first server also proves the backend login works and gives the client the server's
   // parameters; in transaction pooling it goes back as soon as the client is logged in.
   BorrowServer();
@@ -371,7 +376,7 @@ void ClientSession::BorrowServer() {
 void ClientSession::OnAuthFailed(std::string_view reason) {
   proxy_.CountError("auth_failed");
   spdlog::info("conn={} proxy={} user=\"{}\" authentication failed from {}: {}", name(),
-               proxy_.settings().name, startup_.user, stream_.peer(), reason);
+               proxy_.settings().name, startup_->user, stream_.peer(), reason);
   proxy_.RecordAuthFailure(peer_host());
   const absl::Duration delay = proxy_.settings().auth_failure_delay;
   if (delay <= absl::ZeroDuration()) {
@@ -401,7 +406,7 @@ void ClientSession::OnServerReady() {
     }
     cancel_.key = codec_->CancelKey();
     proxy_.RegisterCancelKey(*this, cancel_);
-    spdlog::debug("conn={} logged in as {} to pool {} on {}", name(), startup_.user, pool_->name,
+    spdlog::debug("conn={} logged in as {} to pool {} on {}", name(), startup_->user, pool_->name,
                   server_->name());
   }
   Drive();
@@ -491,7 +496,7 @@ void ClientSession::OnServerRequestDone() {
     read_back(std::move(name));
   }
   if (e.reset_params) {
-    for (const auto& [name, value] : params_) {
+    for (const auto& [name, value] : params()) {
       read_back(name);
     }
     // What init_sql or the user's startup parameters set is gone from the session too.
@@ -514,16 +519,18 @@ void ClientSession::OnServerRequestDone() {
 }
 
 void ClientSession::RecordParameter(std::string_view name, std::string_view value) {
-  auto it = std::find_if(params_.begin(), params_.end(),
-                         [name](const auto& param) { return param.first == name; });
-  if (it != params_.end() && it->second == value) {
+  auto named = [name](const auto& param) { return param.first == name; };
+  const codec::ParamList& now = params();
+  auto same = std::find_if(now.begin(), now.end(), named);
+  if (same != now.end() && same->second == value) {
     return;
   }
-  if (!startup_params_kept_) {
-    // The first change: what the client logged in with is kept from now on (startup_params()).
-    startup_.params = params_;
-    startup_params_kept_ = true;
+  if (!params_own_) {
+    // The first change: from now on the client has parameters of its own.
+    params_ = startup_->params;
+    params_own_ = true;
   }
+  auto it = std::find_if(params_.begin(), params_.end(), named);
   if (it != params_.end()) {
     it->second = std::string(value);
   } else {

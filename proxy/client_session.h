@@ -98,7 +98,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   // A read-back failed: what the client's statements left behind is unknown.
   void OnReadBackFailed(std::string_view why);
   // What the client's session should have on any server: startup parameters and recorded ones.
-  const codec::ParamList& params() const { return params_; }
+  const codec::ParamList& params() const { return params_own_ ? params_ : startup_->params; }
 
   // Bytes from the attached server.
   void Forward(core::Slice bytes) { stream_.Write(std::move(bytes)); }
@@ -109,12 +109,11 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   State state() const { return state_; }
   uint64_t id() const { return id_; }
   std::string name() const { return "c" + std::to_string(id_); }
-  // What the client logged in with; its `params` may be empty: read startup_params().
-  const codec::StartupInfo& startup() const { return startup_; }
+  // What the client logged in with (shared with the worker's other clients that logged in
+  // alike, see ProxyInstance::InternStartup).
+  const codec::StartupInfo& startup() const { return *startup_; }
   // The parameters of the client's startup packet (for a new server's login).
-  const codec::ParamList& startup_params() const {
-    return startup_params_kept_ ? startup_.params : params_;
-  }
+  const codec::ParamList& startup_params() const { return startup_->params; }
   const User* user() const { return user_; }
   // The client's address without the port.
   std::string_view peer_host() const;
@@ -188,7 +187,7 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   std::unique_ptr<ClientBusy> busy_;  // null while idle: see ClientBusy
   UserTablePtr users_;                // the table this client logged in against
   const User* user_ = nullptr;
-  codec::StartupInfo startup_;
+  std::shared_ptr<const codec::StartupInfo> startup_;
   Pool* pool_ = nullptr;
   ServerConn* server_ = nullptr;
   ProxyShared::CancelEntry cancel_;             // in the shared table once logged in
@@ -203,9 +202,11 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   bool awaiting_server_ = false;
 
   // Transaction pooling.
+  // The session's parameters once they differ from the startup packet's (params_own_); until
+  // then empty, and params() is startup_->params.
   codec::ParamList params_;
-  bool startup_params_kept_ = false;  // startup_.params holds them (params_ has changed since)
-  State state_ = State::kLogin;       // here: beside the small fields, no padding
+  bool params_own_ = false;
+  State state_ = State::kLogin;  // here: beside the small fields, no padding
   // client_tls's mode when the client connected (a second login is held to it too).
   core::TlsMode tls_mode_ = core::TlsMode::kDisable;
   codec::PinSet pins_ = 0;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
@@ -205,7 +206,7 @@ void ProxyInstance::AcceptHere(int fd) {
   }
   ++stats_.clients_accepted;
   ClientSession* raw = client.get();
-  clients_.emplace(raw, std::move(client));
+  clients_.insert(std::move(client));
   client_count_.fetch_add(1, std::memory_order_acq_rel);
   size_t all_clients = shared_->AddClient();
   if (draining_) {
@@ -235,6 +236,25 @@ std::function<void()> ProxyInstance::WhileClientOpen(ClientSession& client,
   };
 }
 
+size_t ProxyInstance::StartupHash::operator()(
+    const std::shared_ptr<const codec::StartupInfo>& s) const {
+  return absl::Hash<std::tuple<const std::string&, const std::string&, const std::string&,
+                               const codec::ParamList&, const codec::ParamList&>>{}(
+      std::tie(s->user, s->database, s->pool_key, s->params, s->login_options));
+}
+
+bool ProxyInstance::StartupEq::operator()(
+    const std::shared_ptr<const codec::StartupInfo>& a,
+    const std::shared_ptr<const codec::StartupInfo>& b) const {
+  return a->user == b->user && a->database == b->database && a->pool_key == b->pool_key &&
+         a->params == b->params && a->login_options == b->login_options;
+}
+
+std::shared_ptr<const codec::StartupInfo> ProxyInstance::InternStartup(
+    std::shared_ptr<const codec::StartupInfo> startup) {
+  return *startups_.insert(std::move(startup)).first;
+}
+
 std::unique_ptr<ClientBusy> ProxyInstance::TakeSpareBusy() {
   if (spare_busy_.empty()) {
     return nullptr;
@@ -258,6 +278,7 @@ Pool& ProxyInstance::PoolFor(const std::string& user, const std::string& key) {
     slot->user = user;
     slot->key = key;
     slot->counts = &shared_->CountsFor(user, key);
+    slot->cancel_home = {worker_, user};
   }
   return *slot;
 }
@@ -461,16 +482,14 @@ void ProxyInstance::OnClientClosed(ClientSession& client) {
   if (it == clients_.end()) {
     return;
   }
-  loop_.DeleteLater(std::move(it->second));
-  clients_.erase(it);
+  loop_.DeleteLater(std::move(clients_.extract(it).value()));
   client_count_.fetch_sub(1, std::memory_order_acq_rel);
   shared_->RemoveClient();
 }
 
 void ProxyInstance::RegisterCancelKey(ClientSession& client, ProxyShared::CancelEntry& entry) {
-  entry.worker = worker_;
   entry.session = &client;
-  entry.user = &client.pool()->user;
+  entry.home = &client.pool()->cancel_home;
   shared_->RegisterCancelKey(entry);
 }
 
@@ -716,6 +735,13 @@ void ProxyInstance::NudgeWaitingWorkers() {
 
 void ProxyInstance::Janitor() {
   uint64_t now = now_ms();
+  for (auto it = startups_.begin(); it != startups_.end();) {
+    if (it->use_count() == 1) {
+      startups_.erase(it++);  // no client holds it any more
+    } else {
+      ++it;
+    }
+  }
   if (worker_ == 0) {
     shared_->PruneAuthFailures(now, GuardSettings(settings_));
   }
@@ -783,8 +809,8 @@ void ProxyInstance::BeginDrain() {
 
 void ProxyInstance::DrainStep() {
   std::vector<ClientSession*> clients;
-  for (auto& [raw, owned] : clients_) {
-    clients.push_back(raw);
+  for (const auto& client : clients_) {
+    clients.push_back(client.get());
   }
   for (ClientSession* c : clients) {
     c->CloseIfIdle("terminating connection due to administrator command");
@@ -799,8 +825,8 @@ void ProxyInstance::CloseAll(std::string_view reason) {
   }
   janitor_.Stop();
   std::vector<ClientSession*> clients;
-  for (auto& [raw, owned] : clients_) {
-    clients.push_back(raw);
+  for (const auto& client : clients_) {
+    clients.push_back(client.get());
   }
   for (ClientSession* c : clients) {
     c->FailWith(codec::ProxyError::kShuttingDown, reason);

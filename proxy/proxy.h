@@ -41,12 +41,13 @@ struct Pool {
   std::string name;  // "proxy/user/key" (PostgreSQL: the database), for logs and errors
   std::string user;
   std::string key;
-  std::vector<ServerConn*> idle;       // most recently used last
-  core::Fifo<ClientSession*> waiters;  // first come, first served; no allocation per wait
-  int connecting = 0;                  // servers being set up for waiters
-  int total = 0;                       // every open server of this pool on this worker
-  PoolCounts* counts = nullptr;        // what every worker has of this pool
-  bool asked_elsewhere = false;        // another worker was asked for a server, no answer yet
+  std::vector<ServerConn*> idle;        // most recently used last
+  core::Fifo<ClientSession*> waiters;   // first come, first served; no allocation per wait
+  int connecting = 0;                   // servers being set up for waiters
+  int total = 0;                        // every open server of this pool on this worker
+  PoolCounts* counts = nullptr;         // what every worker has of this pool
+  ProxyShared::CancelHome cancel_home;  // of this pool's clients' cancel keys
+  bool asked_elsewhere = false;         // another worker was asked for a server, no answer yet
 };
 
 struct ProxyStats {
@@ -106,6 +107,11 @@ class ProxyInstance {
   void CountError(std::string_view what) { ++stats_.errors[std::string(what)]; }
 
   Pool& PoolFor(const std::string& user, const std::string& key);
+  // The worker's copy of a logged-in client's startup packet: clients that sent the same one
+  // (most of an application's connections do) share it instead of holding one each. Copies no
+  // client holds any more go at the next janitor run.
+  std::shared_ptr<const codec::StartupInfo> InternStartup(
+      std::shared_ptr<const codec::StartupInfo> startup);
   // What the last server login reported (server version, parameters), for new clients.
   std::shared_ptr<const codec::ParamList> server_params() const { return shared_->server_params(); }
   void set_server_params(const codec::ParamList& params) {
@@ -206,7 +212,16 @@ class ProxyInstance {
   static constexpr size_t kSpareBusyKept = 256;
   std::vector<std::unique_ptr<ClientBusy>> spare_busy_;  // after deadlines_: their timers
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
-  absl::flat_hash_map<ClientSession*, std::unique_ptr<ClientSession>> clients_;
+  // Found by address (absl hashes a unique_ptr as its pointer): 8 bytes a slot, not 16.
+  absl::flat_hash_set<std::unique_ptr<ClientSession>> clients_;
+  struct StartupHash {
+    size_t operator()(const std::shared_ptr<const codec::StartupInfo>& s) const;
+  };
+  struct StartupEq {
+    bool operator()(const std::shared_ptr<const codec::StartupInfo>& a,
+                    const std::shared_ptr<const codec::StartupInfo>& b) const;
+  };
+  absl::flat_hash_set<std::shared_ptr<const codec::StartupInfo>, StartupHash, StartupEq> startups_;
   absl::flat_hash_map<ServerConn*, std::unique_ptr<ServerConn>> servers_;
   std::atomic<size_t> client_count_{0};
   bool draining_ = false;

@@ -50,17 +50,17 @@ std::optional<ProxyShared::CancelOwner> ProxyShared::FindCancelKey(std::string_v
   if (it == cancel_keys_.end()) {
     return std::nullopt;
   }
-  return CancelOwner{(*it)->worker, (*it)->session};
+  return CancelOwner{(*it)->home->worker, (*it)->session};
 }
 
 std::optional<ProxyShared::CancelOwner> ProxyShared::FindCancelKeyOf(std::string_view key,
                                                                      std::string_view user) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = cancel_keys_.find(key);
-  if (it == cancel_keys_.end() || *(*it)->user != user) {
+  if (it == cancel_keys_.end() || (*it)->home->user != user) {
     return std::nullopt;
   }
-  return CancelOwner{(*it)->worker, (*it)->session};
+  return CancelOwner{(*it)->home->worker, (*it)->session};
 }
 
 uint64_t ProxyShared::AuthBannedForMs(std::string_view host, uint64_t now_ms) const {

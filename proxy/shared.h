@@ -79,11 +79,17 @@ class ProxyShared {
   // cost over 100 bytes per client). The owner writes it only while it is out of the table;
   // `session` may be used only on `worker`, which takes the entry out before the session goes;
   // `user` is the session's pool's user name (a pool outlives its clients and keeps its name).
+  // Where a cancel key leads besides its client: the client's worker, and the pool user it
+  // logged in as (a KILL reaches only clients of the asker's user). One per pool on a worker,
+  // pointed at by each of its clients' entries.
+  struct CancelHome {
+    int worker = 0;
+    std::string user;
+  };
   struct CancelEntry {
     std::string key;
-    int worker = 0;
     ClientSession* session = nullptr;
-    const std::string* user = nullptr;
+    const CancelHome* home = nullptr;
   };
   struct CancelOwner {
     int worker = 0;

@@ -420,6 +420,40 @@ def test_new_server_logs_in_with_the_waiters_startup_parameters(env, wirepool, c
     assert "login refused" not in wp.log_text()
 
 
+def test_clients_with_the_same_startup_packet_keep_their_own_parameters(env, wirepool, config,
+                                                                          role):
+    # Clients that log in alike share one copy of their startup packet on their worker: a change
+    # one of them makes, and its RESET, must stay its own, and the shared startup value must
+    # still be what every other one gets on whichever server it lands. One worker and one server:
+    # every client shares both.
+    wp = wirepool(config([role], workers=1, pool_mode="transaction", max_backend_connections=1))
+    port = wp.port("pg")
+    clients = [connect(env, port, role.name, role.password, application_name="same-start",
+                       options="-c work_mem=5MB") for _ in range(4)]
+    changer, others = clients[0], clients[1:]
+    changer.cursor().execute("SET application_name = 'changed'")
+    changer.cursor().execute("SET work_mem = '9MB'")
+    for other in others:
+        assert scalar(other, "SELECT current_setting('application_name')") == "same-start"
+        assert scalar(other, "SHOW work_mem") == "5MB"
+    assert scalar(changer, "SELECT current_setting('application_name')") == "changed"
+    assert scalar(changer, "SHOW work_mem") == "9MB"
+    # A new client after the change starts from the startup packet, not from the change.
+    late = connect(env, port, role.name, role.password, application_name="same-start",
+                   options="-c work_mem=5MB")
+    assert scalar(late, "SELECT current_setting('application_name')") == "same-start"
+    assert scalar(late, "SHOW work_mem") == "5MB"
+    changer.cursor().execute("RESET ALL")
+    assert scalar(changer, "SELECT current_setting('application_name')") == "same-start"
+    assert scalar(changer, "SHOW work_mem") == "5MB"
+    others[0].cursor().execute("SET work_mem = '6MB'")
+    assert scalar(changer, "SHOW work_mem") == "5MB"
+    assert scalar(late, "SHOW work_mem") == "5MB"
+    assert scalar(others[0], "SHOW work_mem") == "6MB"
+    for c in clients + [late]:
+        c.close()
+
+
 def test_discard_all_resets_only_its_own_client(env, wirepool, config, role):
     wp = wirepool(config([role], pool_mode="transaction", max_backend_connections=1))
     port = wp.port("pg")
