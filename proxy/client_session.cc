@@ -37,25 +37,17 @@ const std::shared_ptr<const codec::StartupInfo>& NoStartup() {
 ClientBusy::ClientBusy()
     : timer([](void* self) { static_cast<ClientBusy*>(self)->owner->OnDeadline(); }, this) {}
 
-bool ClientBusy::clean() const {
-  return !timer.armed() && deadline == ClientDeadline::kNone && cancels_in_flight == 0 &&
-         next_effects.empty() && next_effects.statement.empty() && sent.empty() &&
-         read_back.empty();
-}
-
 ClientSession::ClientSession(ProxyInstance& proxy, uint64_t id)
     : proxy_(proxy), id_(id), stream_(proxy.uv_loop(), *this), startup_(NoStartup()) {}
 
 ClientSession::~ClientSession() = default;
 
-ClientBusy& ClientSession::busy() {
+ClientBusy& ClientSession::TakeBusy() {
+  busy_ = proxy_.TakeSpareBusy();
   if (busy_ == nullptr) {
-    busy_ = proxy_.TakeSpareBusy();
-    if (busy_ == nullptr) {
-      busy_ = std::make_unique<ClientBusy>();
-    }
-    busy_->owner = this;
+    busy_ = std::make_unique<ClientBusy>();
   }
+  busy_->owner = this;
   return *busy_;
 }
 

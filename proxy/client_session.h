@@ -50,7 +50,11 @@ struct ClientBusy {
   ClientBusy& operator=(const ClientBusy&) = delete;
 
   // Nothing pending: what a client may give back.
-  bool clean() const;
+  bool clean() const {
+    return cancels_in_flight == 0 && deadline == ClientDeadline::kNone && sent.empty() &&
+           read_back.empty() && next_effects.empty() && next_effects.statement.empty() &&
+           !timer.armed();
+  }
 
   ClientSession* owner = nullptr;
   core::Deadline timer;  // in the worker's DeadlineQueue: no uv timer per client
@@ -155,7 +159,8 @@ class ClientSession final : public core::TcpStreamHandler, public codec::ClientC
   using Deadline = ClientDeadline;
 
   // The busy part, taken from the worker's spares when first needed.
-  ClientBusy& busy();
+  ClientBusy& busy() { return busy_ != nullptr ? *busy_ : TakeBusy(); }
+  ClientBusy& TakeBusy();
   // Gives the busy part back if nothing in it is pending (the client is between transactions).
   void GiveBackBusy();
   void Drive();

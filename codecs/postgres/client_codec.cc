@@ -432,9 +432,8 @@ Step ClientCodec::OnRunning(ByteView in) {
       return {Verdict::kNeedMore, total};
     }
     bool whole = total <= kMaxClassifiedMessage;
-    std::string refusal;
-    if (Classify(type, in.first(std::min(total, in.size())), whole, refusal)) {
-      return Refuse(type, in, total, refusal);
+    if (auto refusal = Classify(type, in.first(std::min(total, in.size())), whole)) {
+      return Refuse(type, in, total, *refusal);
     }
     if (type == 'Q') {
       if (auto step = MaybeIntercept(total)) {
@@ -480,17 +479,17 @@ Step ClientCodec::OnRunning(ByteView in) {
   return {Verdict::kForward, n};
 }
 
-bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole, std::string& refusal) {
+std::optional<std::string> ClientCodec::Classify(uint8_t type, ByteView message, bool whole) {
   RequestEffects effects;
   if (!whole) {
     effects.pins = PinBit(PinReason::kUnclassified);
     effects.statement =
         Cat("(a message of more than ", kMaxClassifiedMessage, " bytes, too large to classify)");
-    if (RefuseEffects(effects, refusal)) {
-      return true;
+    if (auto refusal = RefuseEffects(effects)) {
+      return refusal;
     }
     sink_.OnRequestEffects(effects);
-    return false;
+    return std::nullopt;
   }
   Reader r(message.subspan(kHeaderLen));
   std::optional<std::string_view> name;
@@ -499,7 +498,7 @@ bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole, std::stri
   }
   auto text = r.CString();
   if (!text) {
-    return false;  // malformed: the server will say so
+    return std::nullopt;  // malformed: the server will say so
   }
   query_ops_ = {};
   effects = ClassifySql(*text, type == 'Q' ? &query_ops_.ops : nullptr);
@@ -516,9 +515,9 @@ bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole, std::stri
       effects.statement = "(PREPARE or DEALLOCATE after extended-protocol messages with no Sync)";
     }
   }
-  if (RefuseEffects(effects, refusal)) {
+  if (auto refusal = RefuseEffects(effects)) {
     query_ops_ = {};
-    return true;
+    return refusal;
   }
   for (const SqlOp& op : query_ops_.ops) {
     if (op.kind == SqlOp::kDeallocateAll ||
@@ -529,16 +528,15 @@ bool ClientCodec::Classify(uint8_t type, ByteView message, bool whole, std::stri
   if (!effects.empty()) {
     sink_.OnRequestEffects(effects);
   }
-  return false;
+  return std::nullopt;
 }
 
-bool ClientCodec::RefuseEffects(const RequestEffects& effects, std::string& refusal) {
+std::optional<std::string> ClientCodec::RefuseEffects(const RequestEffects& effects) {
   if ((effects.pins & refuse_pins_) == 0) {
-    return false;
+    return std::nullopt;
   }
-  refusal = RefusalMessage(effects, refuse_pins_);
   sink_.OnRequestRefused(effects);
-  return true;
+  return RefusalMessage(effects, refuse_pins_);
 }
 
 std::optional<Step> ClientCodec::MaybeIntercept(size_t total) {

@@ -88,18 +88,18 @@ class ClientCodec final : public codec::ClientCodec {
   // The client's statement `name`, or null.
   const Statement* FindStatement(absl::string_view name) const;
 
-  // Reports what a Query's or Parse's SQL does to the session (classify_). True when the
-  // request is refused instead (refuse_pins_; reported with OnRequestRefused, the message in
-  // `refusal`): the caller then calls Refuse.
-  bool Classify(uint8_t type, ByteView message, bool whole, std::string& refusal);
+  // Reports what a Query's or Parse's SQL does to the session (classify_). The refusal's
+  // message when the request is refused instead (refuse_pins_; reported with
+  // OnRequestRefused): the caller then calls Refuse.
+  std::optional<std::string> Classify(uint8_t type, ByteView message, bool whole);
   // Refuses the Query or Parse at the front of `in` (client_refuse.cc): in its place the server
   // gets a statement that raises the refusal (SQLSTATE 0A000), so that the error comes in order
   // with the answers to what the client sent before it and a transaction fails as it would had
   // the server refused the statement itself; the client's message is dropped.
   Step Refuse(uint8_t type, ByteView in, size_t total, std::string_view message);
-  // Whether `effects` set a pin of refuse_pins_: then the refusal is reported and its
-  // message put in `refusal`.
-  bool RefuseEffects(const RequestEffects& effects, std::string& refusal);
+  // Whether `effects` set a pin of refuse_pins_: then the refusal is reported and its message
+  // returned.
+  std::optional<std::string> RefuseEffects(const RequestEffects& effects);
   // A lone DISCARD ALL / DEALLOCATE ALL while the server is quiet: the server codec sends what
   // touches only this client's session, and the client gets the command's CommandComplete here
   // (sql_statements.h). Nullopt when the Query goes as it is.
