@@ -98,31 +98,28 @@ bool ClientCodec::NeedsServer(ByteView in) const {
     if (in.size() < kHeaderLen + 5) {
       return true;
     }
-    return cursors_.contains(ReadU32(in, kHeaderLen + 1));
+    return prepared_ != nullptr && prepared_->cursors.contains(ReadU32(in, kHeaderLen + 1));
   }
   return true;
 }
 
 void ClientCodec::OnRequestAnswered(uint32_t tag, bool failed) {
-  if ((tag & 0xff) != kComStmtPrepare || preparing_.empty()) {
+  if ((tag & 0xff) != kComStmtPrepare || prepared_ == nullptr || prepared_->preparing.empty()) {
     return;
   }
-  uint32_t id = preparing_.front();
-  preparing_.pop_front();
+  Prepared& p = *prepared_;
+  uint32_t id = p.preparing.front();
+  p.preparing.pop_front();
   if (failed) {
-    statements_.erase(id);  // the client never learnt the id
-    if (last_prepared_ == id) {
-      last_prepared_ = 0;
+    p.statements.erase(id);  // the client never learnt the id
+    if (p.last_prepared == id) {
+      p.last_prepared = 0;
     }
   }
 }
 
 void ClientCodec::ForgetStatements() {
-  statements_.clear();
-  preparing_.clear();
-  last_prepared_ = 0;
-  long_data_.clear();
-  cursors_.clear();
+  prepared_.reset();
   awaiting_statement_ = false;
   reprepared_ = false;
 }
@@ -139,7 +136,7 @@ Step ClientCodec::OnStmtPrepare(ByteView in, const PacketHeader& header) {
   if (in.size() < total) {
     return {Verdict::kNeedMore, total};
   }
-  if (statements_.size() >= kMaxClientStatements) {
+  if (prepared_ != nullptr && prepared_->statements.size() >= kMaxClientStatements) {
     SendPacket(ErrPayload(kErMaxPreparedStmtCountReached, "42000",
                           Cat("Can't create more than max_prepared_stmt_count statements "
                               "(current value: ",
@@ -151,17 +148,21 @@ Step ClientCodec::OnStmtPrepare(ByteView in, const PacketHeader& header) {
   if (Refused(effects)) {  // pin_as_error: refused before it is ever prepared
     return DiscardPacket(in, header);
   }
+  if (prepared_ == nullptr) {
+    prepared_ = std::make_unique<Prepared>();
+  }
+  Prepared& p = *prepared_;
   uint32_t id = next_statement_id_++;
   while (next_statement_id_ == 0 || next_statement_id_ == kLastPrepared ||
-         statements_.contains(next_statement_id_)) {
+         p.statements.contains(next_statement_id_)) {
     ++next_statement_id_;
   }
-  Statement& statement = statements_[id];
+  Statement& statement = p.statements[id];
   statement.key = StatementKey(text);
   statement.text = std::string(text);
   statement.effects = std::move(effects);
-  preparing_.push_back(id);
-  last_prepared_ = id;
+  p.preparing.push_back(id);
+  p.last_prepared = id;
   // Preparing runs nothing; what the statement does happens at each execution.
   ReportEffects({});
   sink_.OnStatementMessage({StatementNote::kPrepare, true, statement.key, Cat(id)});
@@ -181,9 +182,13 @@ Step ClientCodec::OnStmtClose(ByteView in, const PacketHeader& header) {
     return {Verdict::kNeedMore, total};
   }
   uint32_t id = ReadU32(in, kHeaderLen + 1);
-  auto it = statements_.find(id);
-  if (it != statements_.end()) {
-    if (cursors_.erase(id) > 0) {
+  if (prepared_ == nullptr) {
+    return {Verdict::kConsume, total};  // nothing prepared; a server answers nothing either
+  }
+  Prepared& p = *prepared_;
+  auto it = p.statements.find(id);
+  if (it != p.statements.end()) {
+    if (p.cursors.erase(id) > 0) {
       // The cursor is open on this server under the server's statement: closing the statement
       // there closes it (other clients prepare the statement again if they need it).
       ServerStatement on_server = sink_.FindServerStatement(it->second.key);
@@ -194,12 +199,12 @@ Step ClientCodec::OnStmtClose(ByteView in, const PacketHeader& header) {
         sink_.OnStatementMessage({StatementNote::kClose, false, it->second.key, ""});
         sink_.SendToServer(FramePacket(w.payload(), 0));
       }
-      if (cursors_.empty()) {
+      if (p.cursors.empty()) {
         unpins_next_ |= PinBit(PinReason::kHoldCursor);
       }
     }
-    long_data_.erase(id);
-    statements_.erase(it);
+    p.long_data.erase(id);
+    p.statements.erase(it);
   }
   // A server answers COM_STMT_CLOSE with nothing, whatever the id.
   return {Verdict::kConsume, total};
@@ -214,11 +219,17 @@ Step ClientCodec::OnStmtCommand(ByteView in, const PacketHeader& header, uint8_t
     return {Verdict::kNeedMore, id_end};
   }
   uint32_t id = ReadU32(in, kHeaderLen + 1);
-  if (id == kLastPrepared && last_prepared_ != 0) {
-    id = last_prepared_;
+  Statement* found = nullptr;
+  if (prepared_ != nullptr) {
+    if (id == kLastPrepared && prepared_->last_prepared != 0) {
+      id = prepared_->last_prepared;
+    }
+    auto it = prepared_->statements.find(id);
+    if (it != prepared_->statements.end()) {
+      found = &it->second;
+    }
   }
-  auto it = statements_.find(id);
-  if (it == statements_.end()) {
+  if (found == nullptr) {
     // Never passed on: the server would read the id as one of its own statements, perhaps
     // another client's.
     awaiting_statement_ = false;
@@ -232,7 +243,8 @@ Step ClientCodec::OnStmtCommand(ByteView in, const PacketHeader& header, uint8_t
     }
     return DiscardPacket(in, header);
   }
-  Statement& statement = it->second;
+  Statement& statement = *found;
+  Prepared& p = *prepared_;
 
   // The statement must be on the client's server first.
   ServerStatement on_server = sink_.FindServerStatement(statement.key);
@@ -312,20 +324,20 @@ Step ClientCodec::OnStmtCommand(ByteView in, const PacketHeader& header, uint8_t
     effects = statement.effects;
     if (header.length >= kExecuteFixed && in.size() > kHeaderLen + 5 &&
         (in[kHeaderLen + 5] & kCursorTypes) != 0) {
-      cursors_.insert(id);
+      p.cursors.insert(id);
       effects.pins |= PinBit(PinReason::kHoldCursor);
       if (effects.statement.empty()) {
         effects.statement = Cat("(COM_STMT_EXECUTE with a cursor) ", statement.text);
       }
     }
-    long_data_.erase(id);
+    p.long_data.erase(id);
   } else if (command == kComStmtReset) {
-    long_data_.erase(id);
-    if (cursors_.erase(id) > 0 && cursors_.empty()) {
+    p.long_data.erase(id);
+    if (p.cursors.erase(id) > 0 && p.cursors.empty()) {
       effects.unpins |= PinBit(PinReason::kHoldCursor);
     }
   } else if (command == kComStmtSendLongData) {
-    long_data_.insert(id);
+    p.long_data.insert(id);
   }
   if (head.empty()) {
     head.assign(AsText(in.first(id_end)));
@@ -336,11 +348,11 @@ Step ClientCodec::OnStmtCommand(ByteView in, const PacketHeader& header, uint8_t
 
   if (command == kComStmtExecute) {
     // One note kept for this, its strings reused: an execute allocates nothing for it.
-    use_note_.kind = StatementNote::kUse;
-    use_note_.forward = true;
-    use_note_.key.assign(statement.key);
-    use_note_.data.assign(bound);
-    sink_.OnStatementMessage(use_note_);
+    p.use_note.kind = StatementNote::kUse;
+    p.use_note.forward = true;
+    p.use_note.key.assign(statement.key);
+    p.use_note.data.assign(bound);
+    sink_.OnStatementMessage(p.use_note);
   }
   if (command != kComStmtSendLongData) {
     ReportEffects(std::move(effects));
