@@ -172,7 +172,9 @@ Step ClientCodec::FailAuth(std::string_view reason, bool used_password) {
 
 Step ClientCodec::AuthSucceeded() {
   state_ = State::kAwaitLogin;
-  password_.clear();
+  // What only the login read goes, its heap buffers too (an idle client keeps none of it).
+  std::string().swap(password_);
+  std::string().swap(client_plugin_);
   sink_.OnAuthenticated();
   return {Verdict::kConsume};
 }

@@ -56,8 +56,8 @@ std::string_view AsChars(ByteView v) {
 
 ClientCodec::ClientCodec(const ClientCodecOptions& options, ClientCodecSink& sink)
     : options_(options), sink_(sink) {
-  auth_plugin_ = options_.auth_method == kCachingSha2Password ? std::string(kCachingSha2Password)
-                                                              : std::string(kNativePassword);
+  auth_plugin_ =
+      options_.auth_method == kCachingSha2Password ? kCachingSha2Password : kNativePassword;
   server_caps_ = kProxyCapabilities;
   if (auto caps = ParseDecimal(Find(options_.server_params, "capabilities"), UINT32_MAX)) {
     // What the backends cannot do is not offered either; the protocol itself stays.

@@ -143,10 +143,10 @@ class ClientCodec final : public codec::ClientCodec {
   State state_ = State::kInit;
 
   // Handshake and login.
-  std::string scramble_;      // the 20 bytes of our HandshakeV10 (and AuthSwitchRequest)
-  std::string auth_plugin_;   // options_.auth_method, or mysql_native_password
-  uint32_t server_caps_ = 0;  // what we offered
-  uint32_t client_caps_ = 0;  // what the client said it can do
+  std::string scramble_;          // the 20 bytes of our HandshakeV10 (and AuthSwitchRequest)
+  std::string_view auth_plugin_;  // kCachingSha2Password or kNativePassword (options_.auth_method)
+  uint32_t server_caps_ = 0;      // what we offered
+  uint32_t client_caps_ = 0;      // what the client said it can do
   uint8_t charset_ = 45;
   std::string user_;
   std::string client_plugin_;  // the plugin the client's first auth response is for
