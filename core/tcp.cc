@@ -100,10 +100,6 @@ std::string FormatAddress(const sockaddr_storage& addr) {
   return "unknown";
 }
 
-// A stream is TCP unless it connects to a Unix-domain socket; both are uv streams, and only
-// making, connecting and tuning them differ. The handle follows the cell's fields in a cell of
-// its own type (TcpCell, PipeCell), sized for it: a TCP cell is 280 bytes, a 288-byte heap
-// chunk (a union of both handles made every cell 296, a 304-byte chunk).
 namespace {
 
 // clear() of an InlinedVector frees its heap storage: a queue that once held more than its
@@ -117,6 +113,10 @@ void ClearKeepingCapacity(TcpStream::SliceQueue& queue) {
 
 }  // namespace
 
+// A stream is TCP unless it connects to a Unix-domain socket; both are uv streams, and only
+// making, connecting and tuning them differ. The handle follows the cell's fields in a cell of
+// its own type (TcpCell, PipeCell), sized for it: a TCP cell is 280 bytes, a 288-byte heap
+// chunk (a union of both handles made every cell 296, a 304-byte chunk).
 struct TcpStream::Cell {
   static Cell* New(uv_loop_t* loop, TcpStream* stream, bool unix_socket);
   // The handle's close callback: frees the cell as the type it was made.
