@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "core/crypto.h"
@@ -236,23 +235,9 @@ std::function<void()> ProxyInstance::WhileClientOpen(ClientSession& client,
   };
 }
 
-size_t ProxyInstance::StartupHash::operator()(
-    const std::shared_ptr<const codec::StartupInfo>& s) const {
-  return absl::Hash<std::tuple<const std::string&, const std::string&, const std::string&,
-                               const codec::ParamList&, const codec::ParamList&>>{}(
-      std::tie(s->user, s->database, s->pool_key, s->params, s->login_options));
-}
-
-bool ProxyInstance::StartupEq::operator()(
-    const std::shared_ptr<const codec::StartupInfo>& a,
-    const std::shared_ptr<const codec::StartupInfo>& b) const {
-  return a->user == b->user && a->database == b->database && a->pool_key == b->pool_key &&
-         a->params == b->params && a->login_options == b->login_options;
-}
-
 std::shared_ptr<const codec::StartupInfo> ProxyInstance::InternStartup(
     std::shared_ptr<const codec::StartupInfo> startup) {
-  return *startups_.insert(std::move(startup)).first;
+  return startups_.Intern(std::move(startup));
 }
 
 std::unique_ptr<ClientBusy> ProxyInstance::TakeSpareBusy() {
@@ -735,13 +720,7 @@ void ProxyInstance::NudgeWaitingWorkers() {
 
 void ProxyInstance::Janitor() {
   uint64_t now = now_ms();
-  for (auto it = startups_.begin(); it != startups_.end();) {
-    if (it->use_count() == 1) {
-      startups_.erase(it++);  // no client holds it any more
-    } else {
-      ++it;
-    }
-  }
+  startups_.Sweep();
   if (worker_ == 0) {
     shared_->PruneAuthFailures(now, GuardSettings(settings_));
   }

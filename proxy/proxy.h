@@ -28,6 +28,7 @@
 #include "proto/config_loader.h"
 #include "proxy/auth_guard.h"
 #include "proxy/shared.h"
+#include "proxy/startup_table.h"
 #include "proxy/tls_contexts.h"
 #include "proxy/users.h"
 
@@ -214,14 +215,7 @@ class ProxyInstance {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
   // Found by address (absl hashes a unique_ptr as its pointer): 8 bytes a slot, not 16.
   absl::flat_hash_set<std::unique_ptr<ClientSession>> clients_;
-  struct StartupHash {
-    size_t operator()(const std::shared_ptr<const codec::StartupInfo>& s) const;
-  };
-  struct StartupEq {
-    bool operator()(const std::shared_ptr<const codec::StartupInfo>& a,
-                    const std::shared_ptr<const codec::StartupInfo>& b) const;
-  };
-  absl::flat_hash_set<std::shared_ptr<const codec::StartupInfo>, StartupHash, StartupEq> startups_;
+  StartupTable startups_;
   absl::flat_hash_map<ServerConn*, std::unique_ptr<ServerConn>> servers_;
   std::atomic<size_t> client_count_{0};
   bool draining_ = false;
