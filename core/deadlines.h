@@ -2,7 +2,7 @@
 
 // Many one-shot deadlines on one uv timer: a binary heap of entries that live inside their
 // owners. A client connection needs a deadline (login, borrow, idle in transaction) but a uv
-// timer costs a heap cell of about 200 bytes; an entry here is 32 bytes inside the owner and
+// timer costs a heap cell of about 200 bytes; an entry here is 40 bytes inside the owner and
 // costs nothing while it is not armed. Arming and disarming are O(log n) and allocate nothing
 // once the heap has grown. Single-threaded: one queue per event loop (worker).
 
