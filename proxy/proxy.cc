@@ -276,13 +276,18 @@ void ProxyInstance::Publish(Pool& pool) {
   auto& totals = shared_->worker_totals(worker_);
   int idle = static_cast<int>(pool.idle.size());
   int waiting = static_cast<int>(pool.waiters.size());
-  int idle_was = mine.idle.exchange(idle, std::memory_order_acq_rel);
-  int waiting_was = mine.waiting.exchange(waiting, std::memory_order_acq_rel);
+  // Sequentially consistent, as are the reads of other workers' counts: a worker that publishes
+  // an idle server and then looks for waiters elsewhere, and one that publishes a waiter and then
+  // looks for idle servers elsewhere, cannot both miss the other (acquire/release allows that).
+  // On x86 this costs nothing over acq_rel: these are locked instructions and plain loads either
+  // way. The slot goes before the totals, so a reader that sees a total sees the slot's part.
+  int idle_was = mine.idle.exchange(idle);
+  int waiting_was = mine.waiting.exchange(waiting);
   if (idle != idle_was) {
-    totals.idle.fetch_add(idle - idle_was, std::memory_order_acq_rel);
+    totals.idle.fetch_add(idle - idle_was);
   }
   if (waiting != waiting_was) {
-    totals.waiting.fetch_add(waiting - waiting_was, std::memory_order_acq_rel);
+    totals.waiting.fetch_add(waiting - waiting_was);
   }
 }
 
@@ -290,7 +295,7 @@ size_t ProxyInstance::WaitingClients(const Pool& pool) const {
   size_t n = pool.waiters.size();
   for (int w = 0; w < shared_->workers(); ++w) {
     if (w != worker_) {
-      n += static_cast<size_t>(pool.counts->slots[w].waiting.load(std::memory_order_acquire));
+      n += static_cast<size_t>(pool.counts->slots[w].waiting.load());
     }
   }
   return n;
@@ -388,23 +393,32 @@ void ProxyInstance::OnServerIdle(ServerConn& server) {
     // Clients of another worker wait for this pool: the server goes to them, once the callback
     // that made it idle has unwound (the server's own code may still run after this returns).
     Publish(pool);
-    shared_->loop(worker_).Post([shared = shared_, w = worker_, user = pool.user, key = pool.key] {
-      if (ProxyInstance* self = shared->instance(w)) {
-        self->Rebalance(user, key);
-      }
-    });
+    PostRebalance(pool);
     return;
   }
   ServeWaiters(pool);
   if (pool.waiters.empty() && !draining_) {
     ServeAllWaiters();
-    // Still idle, at the limit, and clients of another pool wait on another worker: make room.
-    if (shared_->multi() && server.state() == ServerConn::State::kIdle &&
-        shared_->total_servers() >= static_cast<int>(settings_.max_backend_connections) &&
-        OtherWorkersWait()) {
-      server.Close("closed to make room for another pool");
+    if (shared_->multi() && server.state() == ServerConn::State::kIdle) {
+      if (WorkerWaitingFor(pool) >= 0) {
+        // A client of this pool began to wait on another worker since the check above: the
+        // server goes to it (closing it to make room would cost that client a new login).
+        PostRebalance(pool);
+      } else if (shared_->total_servers() >= static_cast<int>(settings_.max_backend_connections) &&
+                 OtherPoolsWaitElsewhere(pool)) {
+        // Still idle, at the limit, and clients of another pool wait on another worker.
+        server.Close("closed to make room for another pool");
+      }
     }
   }
+}
+
+void ProxyInstance::PostRebalance(const Pool& pool) {
+  shared_->loop(worker_).Post([shared = shared_, w = worker_, user = pool.user, key = pool.key] {
+    if (ProxyInstance* self = shared->instance(w)) {
+      self->Rebalance(user, key);
+    }
+  });
 }
 
 void ProxyInstance::OnServerLoginFailed(ServerConn& server, const codec::WireError& error) {
@@ -583,13 +597,13 @@ void ProxyInstance::AskOtherWorkers(Pool& pool) {
   int pick = -1;
   for (int i = 1; i < n && pick < 0; ++i) {  // one with an idle server of this pool
     int w = (worker_ + i) % n;
-    if (pool.counts->slots[w].idle.load(std::memory_order_acquire) > 0) {
+    if (pool.counts->slots[w].idle.load() > 0) {
       pick = w;
     }
   }
   for (int i = 1; i < n && pick < 0; ++i) {  // else one with any idle server, to make room
     int w = (worker_ + i) % n;
-    if (shared_->worker_totals(w).idle.load(std::memory_order_acquire) > 0) {
+    if (shared_->worker_totals(w).idle.load() > 0) {
       pick = w;
     }
   }
@@ -604,11 +618,17 @@ void ProxyInstance::AskOtherWorkers(Pool& pool) {
 
 void ProxyInstance::GiveServer(const std::string& user, const std::string& key, int to) {
   auto it = pools_.find({user, key});
-  if (it != pools_.end() && it->second->waiters.empty() && !it->second->idle.empty() &&
-      MoveServer(*it->second->idle.back(), to)) {
-    return;  // the server is the answer (AdoptServer)
+  const Pool* pool = it != pools_.end() ? it->second.get() : nullptr;
+  bool made_room = false;
+  if (pool != nullptr && pool->waiters.empty() && !pool->idle.empty()) {
+    if (MoveServer(*pool->idle.back(), to)) {
+      return;  // the server is the answer (AdoptServer)
+    }
+    // Idle but not quiet yet: it is still the right answer, so nothing is closed in its place
+    // (the asker would log a new server in while this one sits idle); the janitor asks again.
+  } else if (!draining_) {
+    made_room = CloseIdleElsewhere(pool);
   }
-  bool made_room = !draining_ && CloseIdleElsewhere(nullptr);
   OnWorker(to,
            [user, key, made_room](ProxyInstance& on) { on.OnAskAnswered(user, key, made_room); });
 }
@@ -691,16 +711,22 @@ int ProxyInstance::WorkerWaitingFor(const Pool& pool) const {
   const int n = shared_->workers();
   for (int i = 1; i < n; ++i) {
     int w = (worker_ + i) % n;
-    if (pool.counts->slots[w].waiting.load(std::memory_order_acquire) > 0) {
+    if (pool.counts->slots[w].waiting.load() > 0) {
       return w;
     }
   }
   return -1;
 }
 
-bool ProxyInstance::OtherWorkersWait() const {
+bool ProxyInstance::OtherPoolsWaitElsewhere(const Pool& pool) const {
   for (int w = 0; w < shared_->workers(); ++w) {
-    if (w != worker_ && shared_->worker_totals(w).waiting.load(std::memory_order_acquire) > 0) {
+    if (w == worker_) {
+      continue;
+    }
+    // The total first: Publish writes the slot before the total, so the slot read after it holds
+    // at least this pool's part of what the total counts.
+    int all = shared_->worker_totals(w).waiting.load();
+    if (all - pool.counts->slots[w].waiting.load() > 0) {
       return true;
     }
   }
@@ -712,7 +738,7 @@ void ProxyInstance::NudgeWaitingWorkers() {
     return;
   }
   for (int w = 0; w < shared_->workers(); ++w) {
-    if (w != worker_ && shared_->worker_totals(w).waiting.load(std::memory_order_acquire) > 0) {
+    if (w != worker_ && shared_->worker_totals(w).waiting.load() > 0) {
       OnWorker(w, [](ProxyInstance& on) { on.ServeAllWaiters(); });
     }
   }

@@ -174,10 +174,11 @@ class ProxyInstance {
   bool MoveServer(ServerConn& server, int to);
   // Moves this worker's idle servers of the pool to workers whose clients wait for it.
   void Rebalance(const std::string& user, const std::string& key);
+  void PostRebalance(const Pool& pool);  // Rebalance once the current callback has unwound
   void AdoptServer(ServerConn* server, int fd, const std::string& user, const std::string& key);
   // Tells the workers that have waiting clients that a server slot may be free.
   void NudgeWaitingWorkers();
-  bool OtherWorkersWait() const;
+  bool OtherPoolsWaitElsewhere(const Pool& pool) const;  // waiters of other pools, other workers
   // Runs `task` with worker `worker`'s instance of this proxy, on its thread (now, if it is this
   // one); dropped if that instance is gone.
   void OnWorker(int worker, std::function<void(ProxyInstance&)> task);
