@@ -188,6 +188,9 @@ class ServerCodec final : public codec::ServerCodec {
   // Passes the physical packet at the front of `in`, or as much of it as there is.
   Step PassOpaque(ByteView in, uint32_t length);
   Step ContinuePacket(ByteView in);
+  // The bytes of the whole, plain rows at the front of `in` (0 if the first is not one), so that
+  // a result's rows pass in one step and one write rather than one per row.
+  size_t RowRun(ByteView in);
   void MaybeEndAfterPacket();
   // A packet read whole (header included); false after a protocol error.
   bool OnWholePacket(ByteView packet);

@@ -115,6 +115,12 @@ Step ServerCodec::OnRunning(ByteView in) {
   if (in.size() <= kHeaderLen) {
     return {Verdict::kNeedMore, kHeaderLen + 1};
   }
+  if (phase_ == Phase::kRows || phase_ == Phase::kFetchRows) {
+    if (size_t n = RowRun(in); n > 0) {
+      rows_started_ = true;
+      return {PassVerdict(), n};
+    }
+  }
   if (!NeedsWhole(in[kHeaderLen], header->length)) {
     // The packet that ends a response passes in one piece when it is small, so that the sink
     // hears of the end in the same step that passes the whole packet.
@@ -208,6 +214,36 @@ Step ServerCodec::PassOpaque(ByteView in, uint32_t length) {
   Verdict verdict = PassVerdict();
   MaybeEndAfterPacket();
   return {verdict, n};
+}
+
+size_t ServerCodec::RowRun(ByteView in) {
+  if (NeedsWhole(in[kHeaderLen], kMaxPayload - 1)) {
+    return 0;  // a read-back's values, or the end of the rows
+  }
+  // From here each packet is a plain row unless it starts with 0xfe or 0xff (NeedsWhole for a
+  // packet under 16 MiB in these phases). The header is read in place: this loop runs per row.
+  const uint8_t* p = in.data();
+  const size_t size = in.size();
+  size_t at = 0;
+  uint8_t seq = p[3];  // the first packet's, checked by the caller
+  while (size - at > kHeaderLen) {
+    const uint32_t length = p[at] | (uint32_t{p[at + 1]} << 8) | (uint32_t{p[at + 2]} << 16);
+    const size_t total = kHeaderLen + size_t{length};
+    const uint8_t first = p[at + kHeaderLen];
+    // Anything else (a packet cut short, one of 16 MiB that continues, the end of the rows, an
+    // error, an empty packet or a sequence id out of order) goes the one-packet way.
+    if (p[at + 3] != seq || length == 0 || length >= kMaxPayload || size - at < total ||
+        first == kEofByte || first == kErrByte) {
+      break;
+    }
+    seq = static_cast<uint8_t>(seq + 1);
+    at += total;
+  }
+  if (at > 0) {
+    next_seq_ = seq;
+    seq_known_ = true;
+  }
+  return at;
 }
 
 Step ServerCodec::ContinuePacket(ByteView in) {

@@ -1057,6 +1057,38 @@ TEST(MysqlServerCodecTest, BigRowsForwardedInPieces) {
   });
 }
 
+TEST(MysqlServerCodecTest, WholeRowsPassInOneStep) {
+  std::vector<std::string> packets = {ColumnCount(1), ColumnDef("n")};
+  for (int i = 0; i < 100; ++i) {
+    packets.push_back(TextRow({Cat("row ", i)}));
+  }
+  packets.push_back(OkFe());
+  std::string response = Packets(1, packets);
+  // Fed whole, in pieces and byte by byte: the same bytes reach the client, and the end of the
+  // response is heard with its last packet.
+  auto events = RunAllWays(Login(), LoggedIn({Expect(kComQuery), Feed(response)}));
+  EXPECT_EQ(Join(After(events, 4)),
+            Expected().Add("call expect 3").Answer("idle", response).Text());
+  size_t login_steps = 0;
+  Execute(Login(), LoggedIn({}), Mode::kWhole, 0, {},
+          [&](CodecRun& run) { login_steps = run.steps(); });
+  Execute(Login(), LoggedIn({Expect(kComQuery), Feed(response)}), Mode::kWhole, 0, {},
+          [&](CodecRun& run) {
+            EXPECT_EQ(run.all_forwarded(), response);
+            // The count, the definition, the 100 rows, the OK.
+            EXPECT_EQ(run.steps() - login_steps, 4u);
+          });
+}
+
+TEST(MysqlServerCodecTest, RowOutOfSequenceInARunIsAProtocolError) {
+  std::string head = Packets(1, {ColumnCount(1), ColumnDef("n"), TextRow({"1"}), TextRow({"2"})});
+  std::string bad = Pkt(9, TextRow({"3"}));  // 5 expected
+  auto events = RunAllWays(Login(), LoggedIn({Expect(kComQuery), Feed(head + bad)}));
+  EXPECT_NE(Join(events).find("protocol-error the server sent sequence id 9, expected 5"),
+            std::string::npos)
+      << Join(events);
+}
+
 TEST(MysqlServerCodecTest, OversizedOkIsAProtocolError) {
   OkPacket ok;
   ok.info = std::string(2 << 20, 'i');
