@@ -63,6 +63,8 @@ class ServerCodec final : public codec::ServerCodec {
   Step OnLogin(ByteView message);
   Step OnAuthRequest(ByteView body);
   Step OnRunning(ByteView in);
+  // The bytes of the whole DataRow messages at the front of `in`, which pass with the one before.
+  static size_t DataRowRun(ByteView in);
   Step LoginFailed(std::string_view message);
   void SetParameter(std::string_view name, std::string_view value);
   // A request of the codec's own, and what its success does to the server's SQL-level

@@ -393,6 +393,43 @@ TEST(PostgresTxpoolTest, ReadOnlyReportsAreNeverReset) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Forwarding
+
+TEST(PostgresTxpoolTest, WholeDataRowsPassInOneStep) {
+  std::string rows;
+  for (int i = 0; i < 100; ++i) {
+    rows += DataRow({Cat("row ", i)});
+  }
+  std::string cut_row = DataRow({"the last row, cut short"});
+  std::string answer =
+      RowDescription({"c"}) + rows + cut_row + Complete("SELECT 101") + ReadyForQuery('I');
+  ServerRun run(Login(), Cut::kWhole, 0);
+  // The last row arrives in two reads: the whole rows before it pass in one step, then what
+  // there is of it, then its rest.
+  const size_t first_read = answer.size() - Complete("SELECT 101").size() -
+                            ReadyForQuery('I').size() - cut_row.size() / 2;
+  std::string forwarded;
+  std::vector<size_t> steps;
+  auto feed = [&](std::string_view bytes) {
+    ByteView in = AsBytes(bytes);
+    for (size_t at = 0; at < in.size();) {
+      Step s = run.codec().OnBytes(in.subspan(at));
+      ASSERT_EQ(s.verdict, Verdict::kForward) << "at " << at;
+      forwarded.append(bytes.substr(at, s.bytes));
+      steps.push_back(s.bytes);
+      at += s.bytes;
+    }
+  };
+  feed(std::string_view(answer).substr(0, first_read));
+  feed(std::string_view(answer).substr(first_read));
+  EXPECT_EQ(forwarded, answer);
+  const size_t t = RowDescription({"c"}).size();
+  EXPECT_THAT(steps, ::testing::ElementsAre(
+                         t, rows.size(), cut_row.size() / 2, cut_row.size() - cut_row.size() / 2,
+                         Complete("SELECT 101").size(), ReadyForQuery('I').size()));
+}
+
+// ---------------------------------------------------------------------------------------------
 // ServerCodec::SendReadBack
 
 TEST(PostgresTxpoolTest, ReadBackReportsEachNonNullValue) {
