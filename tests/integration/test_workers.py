@@ -56,6 +56,24 @@ def test_session_mode_server_moves_after_its_client_leaves(env, wirepool, config
     assert box["pid"] == pid
 
 
+def test_one_server_serves_back_to_back_clients_on_alternating_workers(env, wirepool, config,
+                                                                        role):
+    """Each client connects the moment the one before it has left, so its worker starts to wait
+    while the other worker is still resetting the pool's only server (the timing in which a
+    waiter of the same pool once counted as another pool's and the server was closed for it)."""
+    wp = wirepool(config([role], workers=2, max_backend_connections=1,
+                         connection_borrow_timeout="10s"))
+    port = wp.port("pg")
+    pids = []
+    for _ in range(20):
+        conn = connect(env, port, role.name, role.password)
+        try:
+            pids.append(scalar(conn, "SELECT pg_backend_pid()"))
+        finally:
+            conn.close()
+    assert len(set(pids)) == 1, f"the pool's only server was replaced: backends {pids}"
+
+
 def test_server_limit_is_global_across_workers(env, wirepool, config, role):
     wp = wirepool(config([role], workers=2, pool_mode="transaction", max_backend_connections=4,
                          connection_borrow_timeout="30s"))
