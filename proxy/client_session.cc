@@ -447,8 +447,13 @@ void ClientSession::OnStatementMessage(const codec::StatementNote& note) {
 void ClientSession::OnRequestEnd(uint32_t tag) {
   if (transaction_mode()) {
     ClientBusy& b = busy();
-    b.sent.push_back(SentRequest{std::move(b.next_effects), tag});
-    b.next_effects = {};
+    SentRequest& sent = b.sent.emplace_back();
+    sent.tag = tag;
+    if (!b.next_effects.empty() || !b.next_effects.statement.empty()) {
+      // Most requests do nothing to the session: their strings are not moved for nothing.
+      sent.effects = std::move(b.next_effects);
+      b.next_effects = {};
+    }
   }
   if (server_ != nullptr) {
     server_->OnClientRequest(tag);
@@ -469,6 +474,15 @@ void ClientSession::OnServerRequestFailed() {
 
 void ClientSession::OnServerRequestDone() {
   if (busy_ == nullptr || busy_->sent.empty()) {
+    return;
+  }
+  if (const SentRequest& front = busy_->sent.front();
+      front.effects.empty() && front.effects.statement.empty() && !front.state_changed) {
+    // Nothing to read back, clear or pin: the common request, without moving its strings.
+    const uint32_t tag = front.tag;
+    const bool failed = front.failed;
+    busy_->sent.pop_front();
+    codec_->OnRequestAnswered(tag, failed);
     return;
   }
   SentRequest done = std::move(busy_->sent.front());
@@ -557,6 +571,9 @@ void ClientSession::SetPins(codec::PinSet pins, std::string_view statement) {
 void ClientSession::ClearPins(codec::PinSet pins) {
   codec::PinSet cleared = pins & pins_;
   pins_ &= ~pins;
+  if (cleared == 0) {
+    return;  // every request that succeeds comes here, seldom with a pin to clear
+  }
   for (size_t i = 0; i < codec::kPinReasonCount; ++i) {
     if (cleared & codec::PinBit(static_cast<codec::PinReason>(i))) {
       proxy_.CountPin(static_cast<codec::PinReason>(i), false);
