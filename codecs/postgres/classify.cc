@@ -86,6 +86,10 @@ constexpr std::string_view kClearedKeywords[] = {
     "begin",  "start",  "commit", "end",     "rollback", "abort", "savepoint", "release",
     "fetch",  "move",   "copy",   "explain", "truncate", "call",  "show",
 };
+constexpr size_t kLongestClearedKeyword =
+    std::max_element(std::begin(kClearedKeywords), std::end(kClearedKeywords),
+                     [](std::string_view a, std::string_view b) { return a.size() < b.size(); })
+        ->size();
 
 // The statement text for the log: whitespace runs collapsed to one space, trimmed, at most
 // kStatementMax bytes and not ending inside a UTF-8 sequence.
@@ -419,26 +423,24 @@ bool PrefilterClears(std::string_view sql) {
   if (pos == sql.size()) {
     return true;  // no statement at all
   }
-  const size_t begin = pos;
-  while (pos < sql.size() && IsLetter(sql[pos])) {
-    ++pos;
-  }
-  if (pos == begin || (pos < sql.size() && IsIdentChar(sql[pos]))) {
-    return false;
-  }
-  const std::string_view word = sql.substr(begin, pos - begin);
-  bool cleared = false;
-  for (std::string_view keyword : kClearedKeywords) {
-    if (word.size() == keyword.size() && StartsWithNoCase(word, keyword)) {
-      cleared = true;
-      break;
+  // The first word, lower-cased once; one longer than every keyword is none of them.
+  char lower[kLongestClearedKeyword];
+  size_t len = 0;
+  for (; pos < sql.size() && IsLetter(sql[pos]); ++pos, ++len) {
+    if (len == sizeof lower) {
+      return false;
     }
+    lower[len] = Lower(sql[pos]);
   }
-  if (!cleared) {
+  if (len == 0 || (pos < sql.size() && IsIdentChar(sql[pos]))) {
     return false;
   }
-  const bool into_matters = StartsWithNoCase(word, "select") || StartsWithNoCase(word, "with") ||
-                            StartsWithNoCase(word, "explain");
+  const std::string_view word(lower, len);
+  if (std::find(std::begin(kClearedKeywords), std::end(kClearedKeywords), word) ==
+      std::end(kClearedKeywords)) {
+    return false;
+  }
+  const bool into_matters = word == "select" || word == "with" || word == "explain";
   // Every query in transaction pooling comes through here: the scan finds where one of the
   // substrings below may start, and only there does the switch look.
   static constexpr core::NeedleScan kScan({";", "&\"", "ad", "se", "te", "pg", "in"});
