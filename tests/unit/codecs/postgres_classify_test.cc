@@ -385,6 +385,13 @@ TEST(PostgresClassify, CommentsAndCase) {
   EXPECT_TRUE(PrefilterClears("/* /* nested */ SET x = 1 */ select 1"));
   EXPECT_TRUE(PrefilterClears("--\r\nUPDATE t SET a = 1"));
   EXPECT_FALSE(PrefilterClears("/* /* nested */ select 1"));  // still inside the first comment
+  // The first word is matched whole: the longest keyword fits, a longer word or a keyword's
+  // prefix is none of them.
+  EXPECT_TRUE(PrefilterClears("SaVePoInT a"));
+  EXPECT_FALSE(PrefilterClears("SAVEPOINTS a"));
+  EXPECT_FALSE(PrefilterClears("CHECKPOINT"));
+  EXPECT_FALSE(PrefilterClears("sel 1"));
+  EXPECT_FALSE(PrefilterClears("selects 1"));
   EXPECT_THAT(ReadBack("-- set the path\nSet Search_Path = a"), ElementsAre("search_path"));
   EXPECT_THAT(ReadBack("/* a */ /* b /* c */ */ SET x = 1"), ElementsAre("x"));
   EXPECT_EQ(Pins("/* lock */ LiStEn a"), kListen);
