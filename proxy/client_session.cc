@@ -449,8 +449,9 @@ void ClientSession::OnRequestEnd(uint32_t tag) {
     ClientBusy& b = busy();
     SentRequest& sent = b.sent.emplace_back();
     sent.tag = tag;
-    if (!b.next_effects.empty() || !b.next_effects.statement.empty()) {
-      // Most requests do nothing to the session: their strings are not moved for nothing.
+    if (!b.next_effects.empty()) {
+      // Most requests do nothing to the session: their strings are not moved for nothing. (A
+      // statement is kept only with a pin, RequestEffects::Merge, so empty() covers it.)
       sent.effects = std::move(b.next_effects);
       b.next_effects = {};
     }
@@ -477,7 +478,7 @@ void ClientSession::OnServerRequestDone() {
     return;
   }
   if (const SentRequest& front = busy_->sent.front();
-      front.effects.empty() && front.effects.statement.empty() && !front.state_changed) {
+      front.effects.empty() && !front.state_changed) {
     // Nothing to read back, clear or pin: the common request, without moving its strings.
     const uint32_t tag = front.tag;
     const bool failed = front.failed;
