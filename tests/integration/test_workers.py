@@ -12,8 +12,8 @@ import time
 
 import psycopg2
 
-from wphelpers import (ActivitySampler, connect, parse_pgbench, pgbench, run_in_thread, scalar,
-                       wait_until_running)
+from wphelpers import (ActivitySampler, backend_pid_of_new_session, connect, parse_pgbench, pgbench,
+                       run_in_thread, scalar, wait_until_running)
 
 
 def test_idle_server_moves_to_the_worker_whose_client_waits(env, wirepool, config, role):
@@ -39,12 +39,8 @@ def test_session_mode_server_moves_after_its_client_leaves(env, wirepool, config
     pid = scalar(first, "SELECT pg_backend_pid()")
     box = {}
 
-    def wait_for_server():
-        conn = connect(env, port, role.name, role.password)  # worker 1: waits for the server
-        try:
-            box["pid"] = scalar(conn, "SELECT pg_backend_pid()")
-        finally:
-            conn.close()
+    def wait_for_server():  # on worker 1: waits for the server
+        box["pid"] = backend_pid_of_new_session(env, port, role.name, role.password)
 
     t, result = run_in_thread(wait_for_server)
     time.sleep(0.5)
@@ -64,13 +60,7 @@ def test_one_server_serves_back_to_back_clients_on_alternating_workers(env, wire
     wp = wirepool(config([role], workers=2, max_backend_connections=1,
                          connection_borrow_timeout="10s"))
     port = wp.port("pg")
-    pids = []
-    for _ in range(20):
-        conn = connect(env, port, role.name, role.password)
-        try:
-            pids.append(scalar(conn, "SELECT pg_backend_pid()"))
-        finally:
-            conn.close()
+    pids = [backend_pid_of_new_session(env, port, role.name, role.password) for _ in range(20)]
     assert len(set(pids)) == 1, f"the pool's only server was replaced: backends {pids}"
 
 

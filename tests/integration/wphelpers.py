@@ -336,6 +336,15 @@ def scalar(conn, sql, args=None):
         return cur.fetchone()[0]
 
 
+def backend_pid_of_new_session(env, port, user, password):
+    """Connects, asks which backend serves the session, and disconnects."""
+    conn = connect(env, port, user, password)
+    try:
+        return scalar(conn, "SELECT pg_backend_pid()")
+    finally:
+        conn.close()
+
+
 def backend_connections(admin_conn, user, dbname):
     """Pids of backend connections for user/dbname, excluding admin_conn's own."""
     with admin_conn.cursor() as cur:
